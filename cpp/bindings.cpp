@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The only Python glue: ndarray -> Geometry, GIL release, error mapping.
+// Python (mipmaker._validate) has already checked arguments and allocated
+// the output; the checks here only guard the core against misuse.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mipmaker/dispatch.h"
+#include "mipmaker/method.h"
+#include "mipmaker/types.h"
+#include "mipmaker/view.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace mipmaker {
+namespace {
+
+using InArray = nb::ndarray<nb::ro, nb::device::cpu>;
+using OutArray = nb::ndarray<nb::device::cpu>;
+
+DType ToDType(const nb::dlpack::dtype& t) {
+  using Code = nb::dlpack::dtype_code;
+  if (t.lanes != 1) throw nb::type_error("vector dtypes are not supported");
+  const auto code = static_cast<Code>(t.code);
+  switch (code) {
+    case Code::Bool:
+      if (t.bits == 8) return DType::kBool;
+      break;
+    case Code::UInt:
+      if (t.bits == 8) return DType::kUInt8;
+      if (t.bits == 16) return DType::kUInt16;
+      if (t.bits == 32) return DType::kUInt32;
+      if (t.bits == 64) return DType::kUInt64;
+      break;
+    case Code::Int:
+      if (t.bits == 8) return DType::kInt8;
+      if (t.bits == 16) return DType::kInt16;
+      if (t.bits == 32) return DType::kInt32;
+      if (t.bits == 64) return DType::kInt64;
+      break;
+    case Code::Float:
+      if (t.bits == 16) return DType::kFloat16;
+      if (t.bits == 32) return DType::kFloat32;
+      if (t.bits == 64) return DType::kFloat64;
+      break;
+    case Code::Complex:
+      if (t.bits == 64) return DType::kComplex64;
+      if (t.bits == 128) return DType::kComplex128;
+      break;
+    default:
+      break;
+  }
+  throw nb::type_error("unsupported dtype");
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+// Fills shapes and element strides of both arrays, checking that `dst` has
+// the downsampled shape and the same dtype.
+Geometry MakeGeometry(const InArray& src, const OutArray& dst, const std::vector<int64_t>& factors) {
+  const size_t rank = src.ndim();
+  if (rank < 1 || rank > static_cast<size_t>(kMaxRank)) {
+    throw std::invalid_argument("`image` must have 1 to 8 dimensions");
+  }
+  if (dst.ndim() != rank || factors.size() != rank) {
+    throw std::invalid_argument("`out` and `factors` must match the rank of `image`");
+  }
+  if (src.dtype() != dst.dtype()) throw nb::type_error("`out` must have the dtype of `image`");
+  Geometry g;
+  g.rank = static_cast<int>(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    if (factors[d] < 1) throw std::invalid_argument("`factors` must be positive");
+    g.in_shape[d] = static_cast<int64_t>(src.shape(d));
+    g.out_shape[d] = static_cast<int64_t>(dst.shape(d));
+    g.factors[d] = factors[d];
+    g.in_strides[d] = src.stride(d);
+    g.out_strides[d] = dst.stride(d);
+    if (g.out_shape[d] != CeilDiv(g.in_shape[d], factors[d])) {
+      throw std::invalid_argument("`out` does not have the downsampled shape");
+    }
+  }
+  return g;
+}
+
+int ResolveThreads(int threads) {
+  if (threads < 1) throw std::invalid_argument("`threads` must be a positive integer");
+  return threads;
+}
+
+// Input elements a thread should get at least, so that starting it pays off.
+constexpr int64_t kGrainElements = int64_t{1} << 17;
+
+void Downsample(const InArray& src, OutArray& dst, const std::vector<int64_t>& factors, int method,
+                bool sparse, int rounding, int threads) {
+  threads = ResolveThreads(threads);
+  if (method < 0 || method >= kNumMethods) throw std::invalid_argument("unknown `method`");
+  if (rounding < 0 || rounding > 1) throw std::invalid_argument("unknown rounding");
+  const DType dtype = ToDType(src.dtype());
+  Geometry g = MakeGeometry(src, dst, factors);
+  if (!Normalize(g)) return;  // empty output
+  const KernelTable& table = ActiveKernelTable();
+  const int dt = static_cast<int>(dtype);
+  const bool wide = method == static_cast<int>(Method::kMean) &&
+                    table.mean_needs_wide[dt](g.BlockSize());
+  const DownsampleFn fn = table.downsample[method][dt][sparse ? 1 : 0][wide ? 1 : 0];
+  if (fn == nullptr) throw nb::type_error("this method does not support this dtype");
+  const void* in = src.data();
+  void* out = dst.data();
+  const int64_t outer = g.OuterCount(), inner = g.InnerCount();
+  int64_t in_size = 1;
+  for (int d = 0; d < g.rank; ++d) in_size *= g.in_shape[d];
+  const Rounding r = static_cast<Rounding>(rounding);
+  nb::gil_scoped_release release;
+  if (outer >= threads || inner == 1) {
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, in_size / outer));
+    ParallelFor(threads, outer, grain, [&](int64_t b, int64_t e) { fn(in, out, g, r, {b, e, 0, inner}); });
+  } else {
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, in_size / inner));
+    ParallelFor(threads, inner, grain,
+                [&](int64_t b, int64_t e) { fn(in, out, g, r, {0, outer, b, e}); });
+  }
+}
+
+void TinybrainMode(const InArray& src, OutArray& dst, int rule, int threads) {
+  threads = ResolveThreads(threads);
+  if (rule < 0 || rule > static_cast<int>(TinybrainRule::kSparseCount2x2x2)) {
+    throw std::invalid_argument("unknown tinybrain rule");
+  }
+  const auto tb_rule = static_cast<TinybrainRule>(rule);
+  const bool three =
+      tb_rule == TinybrainRule::kCount2x2x2 || tb_rule == TinybrainRule::kSparseCount2x2x2;
+  const size_t rank = src.ndim();
+  std::vector<int64_t> factors(rank, 1);
+  if (rank < (three ? 3u : 2u)) throw std::invalid_argument("`image` has too few dimensions");
+  factors[0] = factors[1] = 2;
+  if (three) factors[2] = 2;
+  ToDType(src.dtype());
+  Geometry g = MakeGeometry(src, dst, factors);
+  for (int d = 0; d < g.rank; ++d) {
+    if (g.in_shape[d] == 0) return;
+  }
+  const size_t bytes = src.itemsize();
+  int idx = 0;
+  while ((size_t{1} << idx) < bytes) ++idx;
+  const TinybrainFn fn = ActiveKernelTable().tinybrain[idx];
+  const bool x_fast = std::llabs(g.in_strides[0]) <= std::llabs(g.in_strides[1]);
+  int64_t items = g.out_shape[x_fast ? 1 : 0];
+  for (int d = 2; d < g.rank; ++d) items *= g.out_shape[d];
+  const int64_t per_item = g.in_shape[x_fast ? 0 : 1] * (three ? 8 : 4) / 2;
+  const void* in = src.data();
+  void* out = dst.data();
+  nb::gil_scoped_release release;
+  ParallelFor(threads, items, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, per_item)),
+              [&](int64_t b, int64_t e) { fn(in, out, g, tb_rule, b, e); });
+}
+
+}  // namespace
+}  // namespace mipmaker
+
+NB_MODULE(_core, m) {
+  using namespace mipmaker;
+  m.doc() = "mipmaker's compiled core. Use the functions of the `mipmaker` package instead.";
+  m.def("downsample", &Downsample, "src"_a.noconvert(), "dst"_a.noconvert(), "factors"_a,
+        "method"_a, "sparse"_a, "rounding"_a, "threads"_a,
+        "Reduce blocks of `src` (factors per axis) into the preallocated `dst`.");
+  m.def("tinybrain_mode", &TinybrainMode, "src"_a.noconvert(), "dst"_a.noconvert(), "rule"_a,
+        "threads"_a, "tinybrain's 2x2 / 2x2x2 mode rules from `src` into `dst`.");
+  m.def("isa", [] { return std::string(ActiveKernelTable().isa); },
+        "Name of the instruction set the kernels run with.");
+  m.def("available_isas", &AvailableIsas, "Instruction sets built and supported by this CPU.");
+  m.def("force_isa", &ForceIsa, "name"_a,
+        "Use the kernels of one instruction set; False if it is not available.");
+}

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Geometry of one downsampling call: shapes, factors and element strides of
+// input and output, normalised so the innermost axis is the one with the
+// smallest input stride (C and Fortran order run the same loop).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <numeric>
+
+#include "mipmaker/types.h"
+
+namespace mipmaker {
+
+// Drops unit axes, orders axes by decreasing |input stride| and merges
+// neighbouring factor-1 axes that are contiguous in both arrays. Returns
+// false when the output is empty (nothing to compute).
+inline bool Normalize(Geometry& g) {
+  for (int d = 0; d < g.rank; ++d) {
+    if (g.in_shape[d] == 0) return false;
+  }
+  Geometry n;
+  std::array<int, kMaxRank> order{};
+  int r = 0;
+  for (int d = 0; d < g.rank; ++d) {
+    if (g.in_shape[d] != 1) order[r++] = d;
+  }
+  std::stable_sort(order.begin(), order.begin() + r, [&](int a, int b) {
+    return std::llabs(g.in_strides[a]) > std::llabs(g.in_strides[b]);
+  });
+  int m = 0;
+  for (int i = 0; i < r; ++i) {
+    const int d = order[i];
+    if (m > 0 && n.factors[m - 1] == 1 && g.factors[d] == 1 &&
+        n.in_strides[m - 1] == g.in_shape[d] * g.in_strides[d] &&
+        n.out_strides[m - 1] == g.out_shape[d] * g.out_strides[d]) {
+      n.in_shape[m - 1] *= g.in_shape[d];
+      n.out_shape[m - 1] *= g.out_shape[d];
+      n.in_strides[m - 1] = g.in_strides[d];
+      n.out_strides[m - 1] = g.out_strides[d];
+      continue;
+    }
+    n.in_shape[m] = g.in_shape[d];
+    n.out_shape[m] = g.out_shape[d];
+    n.factors[m] = std::min(g.factors[d], g.in_shape[d]);
+    n.in_strides[m] = g.in_strides[d];
+    n.out_strides[m] = g.out_strides[d];
+    ++m;
+  }
+  if (m == 0) {  // a single voxel
+    n.in_shape[0] = n.out_shape[0] = n.factors[0] = 1;
+    n.in_strides[0] = n.out_strides[0] = 1;
+    m = 1;
+  }
+  n.rank = m;
+  g = n;
+  return true;
+}
+
+}  // namespace mipmaker

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Builds the method x dtype kernel table. This file is compiled once per ISA
+// (MIPMAKER_ISA = scalar, avx2, ...) and everything it instantiates lives in
+// that ISA's namespace.
+#include <cstdint>
+
+#include "mipmaker/dispatch.h"
+#include "mipmaker/downsample.h"
+#include "mipmaker/element.h"
+#include "mipmaker/isa.h"
+#include "mipmaker/reducers.h"
+#include "mipmaker/tinybrain_rules.h"
+
+namespace mipmaker {
+namespace MIPMAKER_ISA {
+namespace {
+
+#define MIPMAKER_STR2(x) #x
+#define MIPMAKER_STR(x) MIPMAKER_STR2(x)
+
+template <typename T, bool kSparse, bool kWide>
+void RunMean(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
+  AccumulateKernel<T, MeanReducer<T, kWide>, kSparse>(static_cast<const T*>(in),
+                                                       static_cast<T*>(out), g, w, r);
+}
+template <typename T, bool kSparse, bool kMax>
+void RunExtremum(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
+  AccumulateKernel<T, ExtremumReducer<T, kMax>, kSparse>(static_cast<const T*>(in),
+                                                         static_cast<T*>(out), g, w, r);
+}
+template <typename T, bool kSparse, template <typename> class R>
+void RunGather(const void* in, void* out, const Geometry& g, Rounding, WorkRange w) {
+  GatherKernel<T, R<T>, kSparse>(static_cast<const T*>(in), static_cast<T*>(out), g, w);
+}
+template <typename T>
+void RunStride(const void* in, void* out, const Geometry& g, Rounding, WorkRange w) {
+  StrideKernel<T>(static_cast<const T*>(in), static_cast<T*>(out), g, w);
+}
+template <typename U>
+void RunTinybrain(const void* in, void* out, const Geometry& g, TinybrainRule rule, int64_t b,
+                  int64_t e) {
+  TinybrainModeKernel<U>(static_cast<const U*>(in), static_cast<U*>(out), g, rule, b, e);
+}
+template <typename T>
+bool MeanNeedsWide(int64_t block) {
+  return !MeanFitsNarrow<typename Element<T>::Value>(block);
+}
+
+template <typename T>
+constexpr bool kOrdered = !IsComplex<T>::value;  // min, max, median need an order
+
+template <typename T>
+void FillDType(KernelTable& t, DType dtype) {
+  const int d = static_cast<int>(dtype);
+  auto& k = t.downsample;
+  const int mean = static_cast<int>(Method::kMean), mode = static_cast<int>(Method::kMode);
+  const int median = static_cast<int>(Method::kMedian), mn = static_cast<int>(Method::kMin);
+  const int mx = static_cast<int>(Method::kMax), stride = static_cast<int>(Method::kStride);
+  k[mean][d][0][0] = RunMean<T, false, false>;
+  k[mean][d][0][1] = RunMean<T, false, true>;
+  k[mean][d][1][0] = RunMean<T, true, false>;
+  k[mean][d][1][1] = RunMean<T, true, true>;
+  for (int wide = 0; wide < 2; ++wide) {
+    k[mode][d][0][wide] = RunGather<T, false, ModeReducer>;
+    k[mode][d][1][wide] = RunGather<T, true, ModeReducer>;
+    k[stride][d][0][wide] = RunStride<T>;
+    if constexpr (kOrdered<T>) {
+      k[median][d][0][wide] = RunGather<T, false, MedianReducer>;
+      k[median][d][1][wide] = RunGather<T, true, MedianReducer>;
+      k[mn][d][0][wide] = RunExtremum<T, false, false>;
+      k[mn][d][1][wide] = RunExtremum<T, true, false>;
+      k[mx][d][0][wide] = RunExtremum<T, false, true>;
+      k[mx][d][1][wide] = RunExtremum<T, true, true>;
+    }
+  }
+  t.mean_needs_wide[d] = MeanNeedsWide<T>;
+}
+
+KernelTable BuildTable() {
+  KernelTable t{};
+  t.isa = MIPMAKER_STR(MIPMAKER_ISA);
+#define MIPMAKER_FILL(enumerator, type) FillDType<type>(t, DType::enumerator);
+  MIPMAKER_FOR_EACH_DTYPE(MIPMAKER_FILL)
+#undef MIPMAKER_FILL
+  t.tinybrain[0] = RunTinybrain<BitsOf<1>::type>;
+  t.tinybrain[1] = RunTinybrain<BitsOf<2>::type>;
+  t.tinybrain[2] = RunTinybrain<BitsOf<4>::type>;
+  t.tinybrain[3] = RunTinybrain<BitsOf<8>::type>;
+  t.tinybrain[4] = RunTinybrain<BitsOf<16>::type>;
+  return t;
+}
+
+}  // namespace
+
+const KernelTable& GetKernelTable() {
+  static const KernelTable table = BuildTable();
+  return table;
+}
+
+}  // namespace MIPMAKER_ISA
+}  // namespace mipmaker

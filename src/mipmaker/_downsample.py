@@ -1,0 +1,122 @@
+"""The in-memory API: `downsample` and `pyramid`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+
+__all__ = ["downsample", "pyramid"]
+
+
+def _run(arr, factors, method_index, sparse, rounding, threads, out=None):
+    """Allocate (or check) the output and let the core fill it."""
+    shape = v.output_shape(arr.shape, factors)
+    dst = v.allocate(arr, shape) if out is None else v.out_array(out, arr, shape)
+    _core.downsample(arr, dst, v.clamp_factors(arr.shape, factors), method_index, sparse, rounding, threads)
+    return dst
+
+
+def downsample(image, factors, *, method="mean", sparse=False, out=None, threads=None):
+    """Reduce every block of ``factors`` voxels of `image` to one voxel.
+
+    Blocks are aligned at index 0; the output has ``ceil(n / f)`` voxels
+    along each axis, and a partial block at the far edge is reduced over the
+    voxels it has. The semantics are tensorstore's ``downsample`` (see
+    ``docs/semantics.md``), computed in the C++ core with the GIL released.
+
+    Parameters
+    ----------
+    image : (N0[, N1, ..., N7]) array_like
+        Any layout (C, Fortran, strided or negative-stride views, read-only,
+        memory-mapped); never copied and never written to. bool, int8..int64,
+        uint8..uint64, float16, float32, float64, complex64, complex128.
+    factors : sequence of int
+        Block size per axis, at most ``image.ndim`` entries; missing trailing
+        axes get 1. Integral floats such as ``2.0`` are accepted.
+    method : {"mean", "mode", "median", "min", "max", "stride"}
+        mean: exact integer sum, rounded half to even (floats in float64);
+        mode: most frequent value, ties to the smallest; median: lower median;
+        min / max; stride: the block's first voxel. NaN is ignored by mode,
+        median, min and max unless the whole block is NaN; mean propagates it.
+    sparse : bool
+        Treat 0 as background: zeros are ignored unless the whole block is
+        zero. Not defined for ``"stride"``.
+    out : (M0[, M1, ...]) ndarray, optional
+        Preallocated output with the downsampled shape and `image`'s dtype;
+        any layout. It is filled and returned.
+    threads : int, optional
+        Worker threads; default ``MIPMAKER_NUM_THREADS`` or the usable cores.
+        The result does not depend on it.
+
+    Returns
+    -------
+    (M0[, M1, ...]) ndarray
+        ``M_i = ceil(N_i / factors[i])``, same dtype; Fortran order when
+        `image` is Fortran-contiguous, else C order.
+
+    Examples
+    --------
+    >>> import numpy as np, mipmaker
+    >>> mipmaker.downsample(np.arange(1, 10, dtype=np.uint8).reshape(3, 3), (2, 2))
+    array([[3, 4],
+           [8, 9]], dtype=uint8)
+    >>> mipmaker.downsample(np.array([5, 3, 3, 5, 7], dtype=np.uint64), (4,), method="mode")
+    array([3, 7], dtype=uint64)
+    """
+    arr = v.image(image)
+    f = v.factors(factors, arr.ndim)
+    sparse = v.flag(sparse, "sparse")
+    m = v.method(method, arr.dtype, sparse)
+    n = v.threads(threads)
+    return _run(arr, f, m, sparse, v.ROUND_HALF_EVEN, n, out)
+
+
+def pyramid(image, factors, num_levels, *, method="mean", sparse=False, exact=True, threads=None):
+    """Downsample `image` `num_levels` times by `factors`.
+
+    Parameters
+    ----------
+    image : (N0[, N1, ..., N7]) array_like
+        As for `downsample`.
+    factors : sequence of int
+        Per-level block size per axis.
+    num_levels : int
+        Number of levels to return (level 0, the input, is not included).
+    method, sparse, threads
+        As for `downsample`.
+    exact : bool
+        True: level ``k`` equals ``downsample(image, factors**k)`` for every
+        method (an exact mode of the whole ``f**k`` block, means rounded
+        once). False: level ``k`` is computed from level ``k - 1`` (cheaper;
+        identical for min, max and stride).
+
+    Returns
+    -------
+    list of ndarray
+        Levels 1..`num_levels`, shapes ``ceil(N / factors**k)``.
+
+    Examples
+    --------
+    >>> import numpy as np, mipmaker
+    >>> levels = mipmaker.pyramid(np.zeros((64, 64, 8), np.uint8), (2, 2, 1), 3)
+    >>> [level.shape for level in levels]
+    [(32, 32, 8), (16, 16, 8), (8, 8, 8)]
+    """
+    arr = v.image(image)
+    f = v.factors(factors, arr.ndim)
+    levels = v.count(num_levels, "num_levels")
+    sparse = v.flag(sparse, "sparse")
+    exact = v.flag(exact, "exact")
+    m = v.method(method, arr.dtype, sparse)
+    n = v.threads(threads)
+    out = []
+    source = arr
+    for k in range(1, levels + 1):
+        if exact:
+            out.append(_run(arr, [fi**k for fi in f], m, sparse, v.ROUND_HALF_EVEN, n))
+        else:
+            source = _run(source, f, m, sparse, v.ROUND_HALF_EVEN, n)
+            out.append(source)
+    return out

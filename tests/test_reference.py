@@ -234,14 +234,17 @@ def test_reference_nan_and_sparse_rules(block, method, sparse, expected, dtype_i
     np.testing.assert_array_equal(result, np.array([expected], image.dtype))
 
 
-@pytest.mark.parametrize("method", ["mean", "mode", "median", "min", "max"])
+SPARSE_IMAGE = np.array([[0, 0, 5, 0], [0, 0, 0, 0], [0, 9, 9, 3], [2, 0, 0, 3]], np.uint8)
+# 2x2 blocks: all zero; (5); (9, 2) -> 5.5 rounds to 6, mode tie to 2; (9, 3, 3).
+SPARSE_EXPECTED = {"mean": [[0, 5], [6, 5]], "mode": [[0, 5], [2, 3]],
+                   "median": [[0, 5], [2, 3]], "min": [[0, 5], [2, 3]],
+                   "max": [[0, 5], [9, 9]]}
+
+
+@pytest.mark.parametrize("method", sorted(SPARSE_EXPECTED))
 def test_reference_sparse_ints(method):
-    image = np.array([[0, 0, 5, 0], [0, 0, 0, 0], [0, 9, 9, 3], [2, 0, 0, 3]], np.uint8)
-    # Blocks: all zero; (5); (9, 2) -> 5.5 rounds to 6, mode tie to 2; (9, 3, 3).
-    expected = {"mean": [[0, 5], [6, 5]], "mode": [[0, 5], [2, 3]],
-                "median": [[0, 5], [2, 3]], "min": [[0, 5], [2, 3]],
-                "max": [[0, 5], [9, 9]]}[method]
-    np.testing.assert_array_equal(ref_downsample(image, [2, 2], method, sparse=True), expected)
+    result = ref_downsample(SPARSE_IMAGE, [2, 2], method, sparse=True)
+    np.testing.assert_array_equal(result, SPARSE_EXPECTED[method])
 
 
 def test_reference_rejects():

@@ -1,0 +1,421 @@
+"""mipmaker.downsample against tensorstore and the NumPy reference (tests/reference.py)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mipmaker
+from reference import METHODS, output_shape, ref_downsample
+from test_reference import (
+    DTYPES,
+    LITERALS,
+    METHOD_DTYPE,
+    NAN_CASES,
+    SPARSE_EXPECTED,
+    SPARSE_IMAGE,
+    assert_same_as_oracle,
+    image_cases,
+    supported,
+    ts_downsample,
+)
+
+# ---------------------------------------------------------------------------
+# Layouts: views whose contents equal a given C-order array
+# ---------------------------------------------------------------------------
+
+LAYOUTS = ["C", "F", "step", "offset", "neg", "negstep", "T", "ro"]
+
+
+def _embedded(x, axis, step, start=0):
+    """A view ``big[..., start::step, ...]`` (on `axis`) of a larger array, equal to x."""
+    shape = list(x.shape)
+    shape[axis] = abs(step) * shape[axis] + start
+    big = np.zeros(shape, x.dtype)
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, None, step) if step > 0 else slice(None, None, step)
+    view = big[tuple(index)]
+    view[...] = x
+    return view
+
+
+def with_layout(x, layout):
+    """``x``'s contents in memory layout `layout` (see LAYOUTS)."""
+    axis = min(1, x.ndim - 1)
+    if layout == "C":
+        return np.ascontiguousarray(x)
+    if layout == "F":
+        return np.asfortranarray(x)
+    if layout == "step":  # a[::2]
+        return _embedded(x, 0, 2)
+    if layout == "offset":  # a[:, 1::3]
+        return _embedded(x, axis, 3, start=1)
+    if layout == "neg":  # a[::-1]
+        return np.ascontiguousarray(x[::-1])[::-1]
+    if layout == "negstep":  # a[:, ::-2]
+        return _embedded(x, axis, -2)
+    if layout == "T":  # axes permuted in memory
+        perm = list(range(1, x.ndim)) + [0]
+        stored = np.ascontiguousarray(np.transpose(x, perm))
+        return np.transpose(stored, np.argsort(perm))
+    if layout == "ro":
+        y = x.copy()
+        y.setflags(write=False)
+        return y
+    raise AssertionError(layout)
+
+
+def expects_fortran(image):
+    return image.ndim >= 2 and image.flags.f_contiguous and not image.flags.c_contiguous
+
+
+def checked_downsample(image, factors, **kwargs):
+    """mipmaker.downsample plus the checks every call must pass."""
+    before = np.array(image, copy=True)
+    result = mipmaker.downsample(image, factors, **kwargs)
+    assert isinstance(result, np.ndarray)
+    assert result.dtype == np.asarray(image).dtype
+    assert result.shape == output_shape(np.shape(image), factors)
+    assert np.asarray(image).tobytes() == before.tobytes(), "input was modified"
+    assert not np.shares_memory(result, image)
+    if expects_fortran(np.asarray(image)):
+        assert result.flags.f_contiguous
+    else:
+        assert result.flags.c_contiguous
+    return result
+
+
+# ---------------------------------------------------------------------------
+# (a) random comparisons
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, dtype_id", METHOD_DTYPE)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_downsample_matches_tensorstore(method, dtype_id, data):
+    image, factors = data.draw(image_cases(DTYPES[dtype_id]))
+    view = with_layout(image, data.draw(st.sampled_from(LAYOUTS)))
+    expected = ts_downsample(image, factors, method)
+    actual = checked_downsample(view, factors, method=method)
+    acc_eps = float(np.finfo(np.float32).eps) if dtype_id in ("f16", "f32", "c64") else None
+    assert_same_as_oracle(actual, expected, image, factors, method, acc_eps)
+
+
+@pytest.mark.parametrize("method, dtype_id", METHOD_DTYPE)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_downsample_matches_reference(method, dtype_id, data):
+    image, factors = data.draw(image_cases(DTYPES[dtype_id], max_dims=5, max_side=6, nan=True))
+    sparse = method != "stride" and data.draw(st.booleans())
+    view = with_layout(image, data.draw(st.sampled_from(LAYOUTS)))
+    expected = ref_downsample(image, factors, method, sparse=sparse)
+    actual = checked_downsample(view, factors, method=method, sparse=sparse)
+    assert_same_as_oracle(actual, expected, image, factors, method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_downsample_high_rank(method, data):
+    dtype = data.draw(st.sampled_from([np.uint16, np.int64, np.float32]))
+    image, factors = data.draw(image_cases(dtype, min_dims=6, max_dims=8, max_side=3))
+    sparse = method != "stride" and data.draw(st.booleans())
+    view = with_layout(image, data.draw(st.sampled_from(LAYOUTS)))
+    actual = checked_downsample(view, factors, method=method, sparse=sparse)
+    expected = ref_downsample(image, factors, method, sparse=sparse)
+    assert_same_as_oracle(actual, expected, image, factors, method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", ["r", "r+"])
+def test_downsample_memmap(method, mode, tmp_path):
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 5, (9, 8, 7)).astype(np.uint16)
+    path = tmp_path / "image.dat"
+    mm = np.memmap(path, dtype=np.uint16, mode="w+", shape=data.shape)
+    mm[...] = data
+    mm.flush()
+    del mm
+    image = np.memmap(path, dtype=np.uint16, mode=mode, shape=data.shape)
+    actual = checked_downsample(image, [2, 3, 2], method=method)
+    np.testing.assert_array_equal(actual, ref_downsample(data, [2, 3, 2], method))
+    np.testing.assert_array_equal(np.fromfile(path, np.uint16).reshape(data.shape), data)
+
+
+# ---------------------------------------------------------------------------
+# (c) output memory order, (d) out=, (e) threads
+# ---------------------------------------------------------------------------
+
+ORDER_CASES = [  # id, image, fortran output expected
+    ("C3", np.zeros((4, 6, 5), np.uint8), False),
+    ("F3", np.zeros((4, 6, 5), np.uint8, order="F"), True),
+    ("F2", np.zeros((7, 3), np.float32, order="F"), True),
+    ("T2", np.zeros((3, 7), np.float32).T, True),
+    ("1d", np.zeros(9, np.int16), False),
+    ("perm3", np.zeros((4, 6, 5), np.uint8).transpose(1, 0, 2), False),
+    ("neg", np.zeros((4, 6, 5), np.uint8)[::-1], False),
+    ("negF", np.zeros((4, 6, 5), np.uint8, order="F")[:, ::-1], False),
+    ("step", np.zeros((8, 6, 5), np.uint8)[::2], False),
+    ("stepF", np.zeros((8, 6, 5), np.uint8, order="F")[:, ::2], False),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("image, fortran", [pytest.param(*c[1:], id=c[0]) for c in ORDER_CASES])
+def test_downsample_output_order_follows_input(image, fortran, method):
+    result = mipmaker.downsample(image, [2] * image.ndim, method=method)
+    if fortran:
+        assert result.flags.f_contiguous and not result.flags.c_contiguous
+    else:
+        assert result.flags.c_contiguous
+
+
+@pytest.mark.parametrize("order", "CF")
+@pytest.mark.parametrize("method", METHODS)
+def test_downsample_out_is_filled_and_returned(method, order):
+    image = np.random.default_rng(3).integers(0, 9, (7, 6, 5)).astype(np.int32, order=order)
+    expected = ref_downsample(image, [2, 4, 3], method)
+    out = np.full(expected.shape, -77, np.int32, order=order)
+    result = mipmaker.downsample(image, [2, 4, 3], method=method, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("out", [
+    pytest.param(np.zeros((4, 3, 2), np.int32), id="shape"),
+    pytest.param(np.zeros((4, 3), np.int32), id="ndim"),
+    pytest.param(np.zeros((4, 2, 2), np.int64), id="dtype"),
+    pytest.param(np.zeros((4, 2, 2), np.uint32), id="sign"),
+])
+def test_downsample_out_wrong_raises(out):
+    image = np.zeros((7, 4, 3), np.int32)
+    with pytest.raises(ValueError, match="`out`"):
+        mipmaker.downsample(image, [2, 2, 2], out=out)
+
+
+THREAD_CASES = [("u8", "C"), ("u64", "F"), ("f32", "C"), ("f64", "F")]
+
+
+@pytest.mark.parametrize("dtype_id, order", [pytest.param(*c, id="-".join(c)) for c in THREAD_CASES])
+@pytest.mark.parametrize("method", METHODS)
+def test_downsample_threads_identical_bytes(method, dtype_id, order):
+    rng = np.random.default_rng(11)
+    dtype = DTYPES[dtype_id]
+    image = rng.integers(0, 6, (67, 45, 13)).astype(dtype)
+    if image.dtype.kind == "f":
+        image = image * rng.random(image.shape).astype(dtype)
+        image[rng.random(image.shape) < 0.01] = np.nan
+    image = np.asarray(image, order=order)
+    for sparse in [False] if method == "stride" else [False, True]:
+        results = [checked_downsample(image, [2, 3, 2], method=method, sparse=sparse, threads=t)
+                   for t in (1, 2, 3, 7)]
+        for other in results[1:]:
+            assert other.tobytes(order="A") == results[0].tobytes(order="A")
+        expected = ref_downsample(image, [2, 3, 2], method, sparse=sparse)
+        assert_same_as_oracle(results[0], expected, image, [2, 3, 2], method)
+
+
+def test_downsample_threads_env_variable(monkeypatch):
+    image = np.random.default_rng(5).random((33, 17, 9))
+    single = mipmaker.downsample(image, [2, 2, 2], threads=1)
+    for value in ["1", "3"]:
+        monkeypatch.setenv("MIPMAKER_NUM_THREADS", value)
+        assert mipmaker.downsample(image, [2, 2, 2]).tobytes() == single.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# (f) literal cases
+# ---------------------------------------------------------------------------
+
+L53 = 2**53
+M64 = 2**64 - 1
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+EXACT64 = [  # id, values (one block), dtype, method, expected
+    ("mode-53", [L53 + 1, L53, L53 + 1, L53 + 2], np.uint64, "mode", L53 + 1),
+    ("mode-53b", [L53, L53 + 1, L53 + 2, L53 + 3, L53 + 1], np.uint64, "mode", L53 + 1),
+    ("mode-max", [M64, M64 - 1, M64, 3], np.uint64, "mode", M64),
+    ("mode-tie", [M64, M64 - 1, M64 - 1, M64], np.uint64, "mode", M64 - 1),
+    ("min-53", [L53 + 2, L53 + 1, L53 + 3], np.uint64, "min", L53 + 1),
+    ("max-53", [L53 + 2, L53 + 1, L53 + 3], np.uint64, "max", L53 + 3),
+    ("max-max", [M64 - 1, M64, 0], np.uint64, "max", M64),
+    ("median-53", [L53 + 3, L53 + 1, L53 + 2, L53], np.uint64, "median", L53 + 1),
+    ("stride-53", [L53 + 1, L53, L53], np.uint64, "stride", L53 + 1),
+    ("stride-max", [M64, 0], np.uint64, "stride", M64),
+    ("mean-max", [M64, M64, M64], np.uint64, "mean", M64),
+    ("mean-max-1", [M64, M64 - 2], np.uint64, "mean", M64 - 1),
+    ("mean-half", [M64, M64 - 1], np.uint64, "mean", M64 - 1),  # .5 to even
+    ("mean-53", [L53 + 1, L53 + 2], np.uint64, "mean", L53 + 2),
+    ("mean-53b", [L53, L53 + 1], np.uint64, "mean", L53),
+    ("mean-53c", [L53 + 1, L53 + 1, L53 + 1], np.uint64, "mean", L53 + 1),
+    ("i64-min", [I64_MIN, I64_MIN, I64_MIN], np.int64, "mean", I64_MIN),
+    ("i64-min+", [I64_MIN, I64_MIN + 1], np.int64, "mean", I64_MIN),
+    ("i64-max", [I64_MAX, I64_MAX], np.int64, "mean", I64_MAX),
+    ("i64-max-", [I64_MAX, I64_MAX - 1], np.int64, "mean", I64_MAX - 1),
+    ("i64-span", [I64_MIN, I64_MAX], np.int64, "mean", 0),
+    ("i64-span3", [I64_MIN, I64_MAX, I64_MAX], np.int64, "mean", 3074457345618258602),
+    ("i64-mode", [I64_MIN, I64_MAX, I64_MAX, I64_MIN], np.int64, "mode", I64_MIN),
+    ("i32-half", [-(2**31), 2**31 - 1], np.int32, "mean", 0),
+    ("u32-max", [2**32 - 1] * 3, np.uint32, "mean", 2**32 - 1),
+]
+
+
+@pytest.mark.parametrize("layout", ["C", "neg"])
+@pytest.mark.parametrize("values, dtype, method, expected",
+                         [pytest.param(*c[1:], id=c[0]) for c in EXACT64])
+def test_downsample_64bit_exact(values, dtype, method, expected, layout):
+    image = with_layout(np.array(values, dtype), layout)
+    assert ref_downsample(image, [len(values)], method)[0] == expected  # the oracle agrees
+    result = checked_downsample(image, [len(values)], method=method)
+    assert result.tolist() == [expected]
+    # The same block inside a 2-D image, as a partial edge block, and with factor 1.
+    image2 = np.array([values, values[::-1]], dtype).T
+    result = checked_downsample(image2, [len(values) + 1, 2], method=method)
+    assert result.shape == (1, 1)
+    assert checked_downsample(image2, [1, 1], method=method).tolist() == image2.tolist()
+
+
+@pytest.mark.parametrize("image, factors, method, expected",
+                         [pytest.param(*case[1:], id=case[0]) for case in LITERALS])
+def test_downsample_literals(image, factors, method, expected):
+    result = checked_downsample(image, factors, method=method)
+    np.testing.assert_array_equal(result, np.asarray(expected).astype(image.dtype))
+
+
+@pytest.mark.parametrize("dtype_id", ["f16", "f32", "f64"])
+@pytest.mark.parametrize("block, method, sparse, expected", NAN_CASES)
+def test_downsample_nan_and_sparse_rules(block, method, sparse, expected, dtype_id):
+    image = np.array(block, DTYPES[dtype_id])
+    result = checked_downsample(image, [4], method=method, sparse=sparse)
+    np.testing.assert_array_equal(result, np.array([expected], image.dtype))
+
+
+@pytest.mark.parametrize("dtype_id", ["u8", "i16", "u64", "f32", "c64"])
+@pytest.mark.parametrize("method", sorted(SPARSE_EXPECTED))
+def test_downsample_sparse_literals(method, dtype_id):
+    if not supported(method, dtype_id):
+        pytest.skip("complex has no ordering")
+    image = SPARSE_IMAGE.astype(DTYPES[dtype_id])
+    result = checked_downsample(image, [2, 2], method=method, sparse=True)
+    np.testing.assert_array_equal(result, np.array(SPARSE_EXPECTED[method], image.dtype))
+    dense = checked_downsample(image, [2, 2], method=method)
+    assert dense[0, 1] == {"mean": 1, "mode": 0, "median": 0, "min": 0, "max": 5}[method]
+
+
+def test_downsample_sparse_keeps_thin_objects():
+    image = np.zeros((8, 8), np.uint32)
+    image[3, :] = 7  # a one-voxel-thick line
+    image[:, 5] = 9
+    for method in ["mean", "mode", "median", "max"]:
+        result = checked_downsample(image, [4, 4], method=method, sparse=True)
+        assert np.all(result != 0), method
+    assert np.all(checked_downsample(image, [4, 4], method="mode") == 0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shape, factors, expected", [
+    ((4, 4, 0), [2, 2, 1], (2, 2, 0)),
+    ((0,), [3], (0,)),
+    ((0, 5), [3, 2], (0, 3)),
+    ((3, 0, 2), [1, 4, 2], (3, 0, 1)),
+], ids=["440", "0", "05", "302"])
+def test_downsample_empty_extents(shape, factors, expected, method):
+    for order in "CF":
+        image = np.zeros(shape, np.float32, order=order)
+        assert checked_downsample(image, factors, method=method).shape == expected
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype_id", ["b", "u8", "i64", "u64", "f16", "f64", "c128"])
+def test_downsample_one_voxel(method, dtype_id):
+    if not supported(method, dtype_id):
+        pytest.skip("complex has no ordering")
+    dtype = DTYPES[dtype_id]
+    value = np.array([M64 if dtype_id == "u64" else 1], dtype)[0]
+    for shape in [(1,), (1, 1, 1), (1,) * 8]:
+        image = np.full(shape, value, dtype)
+        for factors in [[1], [2] * len(shape), [5] * len(shape)]:
+            result = checked_downsample(image, factors, method=method)
+            assert result.shape == shape and result.ravel()[0] == value
+    if dtype_id.startswith("f") and method != "stride":
+        result = checked_downsample(np.full((1, 1), np.nan, dtype), [2, 2], method=method)
+        assert np.isnan(result[0, 0])
+
+
+def test_downsample_factor_forms():
+    image = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    expected = ref_downsample(image, [2, 2, 1], "mean")
+    for factors in [[2, 2], (2, 2, 1), [2.0, 2.0], np.array([2, 2]), [np.int64(2), np.uint8(2)],
+                    (np.float32(2.0), 2, 1)]:
+        np.testing.assert_array_equal(checked_downsample(image, factors), expected)
+    for method in METHODS:
+        np.testing.assert_array_equal(checked_downsample(image, (), method=method), image)
+        np.testing.assert_array_equal(checked_downsample(image, [1, 1, 1], method=method), image)
+
+
+def test_downsample_accepts_lists():
+    result = mipmaker.downsample([[1, 2, 3], [4, 5, 6]], [2, 2])
+    np.testing.assert_array_equal(result, ref_downsample(np.array([[1, 2, 3], [4, 5, 6]]),
+                                                         [2, 2], "mean"))
+    result = mipmaker.downsample([0.5, 1.5, 7.0], [2], method="max")
+    np.testing.assert_array_equal(result, [1.5, 7.0])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [">u2", ">i8", ">f4", ">c16"], ids=["u16", "i64", "f32", "c128"])
+def test_downsample_non_native_byte_order(dtype, method):
+    native = np.dtype(dtype).newbyteorder("=")
+    if native.kind == "c" and method in ("median", "min", "max"):
+        pytest.skip("complex has no ordering")
+    image = (np.arange(1, 49) * 1001).reshape(4, 3, 4).astype(native)
+    expected = ref_downsample(image, [3, 2, 3], method)
+    try:
+        result = mipmaker.downsample(image.astype(dtype), [3, 2, 3], method=method)
+    except TypeError:
+        return  # allowed: a TypeError, never a wrong answer
+    np.testing.assert_array_equal(result, expected)
+
+
+# ---------------------------------------------------------------------------
+# (g) bad inputs: TypeError / ValueError naming the parameter in backticks
+# ---------------------------------------------------------------------------
+
+U8 = np.zeros((4, 4, 4), np.uint8)
+C64 = np.zeros((4, 4), np.complex64)
+BAD_INPUTS = [  # id, image, factors, keywords, exception, acceptable parameter names
+    ("factor-0", U8, [2, 0], {}, ValueError, ["factors"]),
+    ("factor-neg", U8, [-1], {}, ValueError, ["factors"]),
+    ("factor-2.5", U8, [2.5, 2], {}, ValueError, ["factors"]),
+    ("factor-long", U8, [2, 2, 2, 2], {}, ValueError, ["factors"]),
+    ("factor-int", U8, 2, {}, TypeError, ["factors"]),
+    ("factor-str", U8, "22", {}, (TypeError, ValueError), ["factors"]),
+    ("factor-nan", U8, [float("nan")], {}, ValueError, ["factors"]),
+    ("method-foo", U8, [2], {"method": "foo"}, ValueError, ["method"]),
+    ("stride-sparse", U8, [2], {"method": "stride", "sparse": True}, ValueError,
+     ["sparse", "method"]),
+    ("c-median", C64, [2], {"method": "median"}, TypeError, ["method", "image"]),
+    ("c-min", C64, [2], {"method": "min"}, TypeError, ["method", "image"]),
+    ("c-max", C64, [2], {"method": "max"}, TypeError, ["method", "image"]),
+    ("object", np.array([1, 2], object), [2], {}, TypeError, ["image"]),
+    ("str", np.array(["ab", "cd"]), [2], {}, TypeError, ["image"]),
+    ("structured", np.zeros(4, "i4,f4"), [2], {}, TypeError, ["image"]),
+    ("void", np.zeros(4, "V4"), [2], {}, TypeError, ["image"]),
+    ("datetime", np.zeros(4, "M8[s]"), [2], {}, TypeError, ["image"]),
+    ("0d", np.array(5, np.uint8), [], {}, ValueError, ["image"]),
+    ("rank9", np.zeros((1,) * 9, np.uint8), [1], {}, ValueError, ["image"]),
+    ("threads-0", U8, [2], {"threads": 0}, ValueError, ["threads"]),
+    ("threads-neg", U8, [2], {"threads": -1}, ValueError, ["threads"]),
+    ("threads-1.5", U8, [2], {"threads": 1.5}, (TypeError, ValueError), ["threads"]),
+    ("threads-str", U8, [2], {"threads": "2"}, (TypeError, ValueError), ["threads"]),
+]
+
+
+@pytest.mark.parametrize("image, factors, kwargs, error, names",
+                         [pytest.param(*c[1:], id=c[0]) for c in BAD_INPUTS])
+def test_downsample_bad_input(image, factors, kwargs, error, names):
+    with pytest.raises(error) as info:
+        mipmaker.downsample(image, factors, **kwargs)
+    message = str(info.value)
+    assert any(f"`{name}`" in message for name in names), message
+    if image.ndim == 9:
+        assert "8" in message

@@ -1,0 +1,191 @@
+"""mipmaker.pyramid: exact levels, recursive levels, and argument checks."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mipmaker
+from reference import METHODS, output_shape, ref_downsample, ref_pyramid
+from test_downsample import LAYOUTS, expects_fortran, with_layout
+from test_reference import (
+    DTYPES,
+    METHOD_DTYPE,
+    assert_same_as_oracle,
+    image_cases,
+    ts_downsample,
+)
+
+
+def checked_pyramid(image, factors, num_levels, **kwargs):
+    """mipmaker.pyramid plus the checks every call must pass."""
+    before = np.array(image, copy=True)
+    levels = mipmaker.pyramid(image, factors, num_levels, **kwargs)
+    assert isinstance(levels, list) and len(levels) == num_levels
+    assert np.asarray(image).tobytes() == before.tobytes(), "input was modified"
+    shape = np.shape(image)
+    full = list(factors) + [1] * (len(shape) - len(factors))
+    for k, level in enumerate(levels, start=1):
+        assert isinstance(level, np.ndarray)
+        assert level.dtype == before.dtype
+        assert level.shape == output_shape(shape, [f**k for f in full])
+        assert not np.shares_memory(level, image)
+        if expects_fortran(np.asarray(image)):
+            assert level.flags.f_contiguous
+        else:
+            assert level.flags.c_contiguous
+    return levels
+
+
+def pyramid_draw(data, dtype, nan=False):
+    image, factors = data.draw(image_cases(dtype, max_dims=4, max_side=8, nan=nan))
+    factors = [min(f, 4) for f in factors]  # keep f**k blocks meaningful for a few levels
+    num_levels = data.draw(st.integers(0, 4))
+    layout = data.draw(st.sampled_from(LAYOUTS))
+    return image, factors, num_levels, with_layout(image, layout)
+
+
+@pytest.mark.parametrize("method, dtype_id", METHOD_DTYPE)
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_pyramid_exact_is_downsample_of_power(method, dtype_id, data):
+    image, factors, num_levels, view = pyramid_draw(data, DTYPES[dtype_id], nan=True)
+    sparse = method != "stride" and data.draw(st.booleans())
+    levels = checked_pyramid(view, factors, num_levels, method=method, sparse=sparse)
+    expected = ref_pyramid(image, factors, num_levels, method, sparse=sparse, exact=True)
+    for k, (level, want) in enumerate(zip(levels, expected), start=1):
+        direct = mipmaker.downsample(view, [f**k for f in factors], method=method, sparse=sparse)
+        assert level.tobytes() == direct.tobytes()
+        assert_same_as_oracle(level, want, image, [f**k for f in factors], method)
+
+
+@pytest.mark.parametrize("method, dtype_id", METHOD_DTYPE)
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_pyramid_recursive_is_repeated_downsample(method, dtype_id, data):
+    image, factors, num_levels, view = pyramid_draw(data, DTYPES[dtype_id], nan=True)
+    sparse = method != "stride" and data.draw(st.booleans())
+    levels = checked_pyramid(view, factors, num_levels, method=method, sparse=sparse,
+                             exact=False)
+    expected = ref_pyramid(image, factors, num_levels, method, sparse=sparse, exact=False)
+    previous = view
+    for level, want in zip(levels, expected):
+        step = mipmaker.downsample(previous, factors, method=method, sparse=sparse)
+        assert level.tobytes() == step.tobytes()
+        assert_same_as_oracle(level, want, previous, factors, method)
+        previous = level
+
+
+@pytest.mark.parametrize("method", METHODS)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_pyramid_matches_tensorstore(method, data):
+    dtype = data.draw(st.sampled_from([np.uint8, np.int16, np.uint64, np.float32]))
+    image, factors, num_levels, view = pyramid_draw(data, dtype)
+    levels = checked_pyramid(view, factors, num_levels, method=method)
+    for k, level in enumerate(levels, start=1):
+        powered = [f**k for f in factors]
+        acc_eps = float(np.finfo(np.float32).eps) if dtype == np.float32 else None
+        assert_same_as_oracle(level, ts_downsample(image, powered, method),
+                              image, powered, method, acc_eps)
+
+
+@pytest.mark.parametrize("method", ["min", "max", "stride"])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_pyramid_exact_equals_recursive_for_selection(method, data):
+    image, factors, num_levels, view = pyramid_draw(data, np.int32)
+    exact = checked_pyramid(view, factors, num_levels, method=method)
+    recursive = checked_pyramid(view, factors, num_levels, method=method, exact=False)
+    for a, b in zip(exact, recursive):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pyramid_mode_is_exact_at_every_level():
+    # tinybrain issue #4: 2x2 sub-blocks (1,1,2,3) (1,1,2,4) (5,5,2,2) (6,6,2,2).
+    # Level 1 modes are 1, 1, 2, 2 so a recursive level 2 says 1 (tie to the
+    # smallest); the true mode of the 16 voxels is 2 (six copies).
+    blocks = [[1, 1, 2, 3], [1, 1, 2, 4], [5, 5, 2, 2], [6, 6, 2, 2]]
+    image = np.zeros((4, 4), np.uint64)
+    for b, (i, j) in zip(blocks, [(0, 0), (0, 2), (2, 0), (2, 2)]):
+        image[i:i + 2, j:j + 2] = np.array(b).reshape(2, 2)
+    image += 2**60  # labels far above 2**53
+    exact = checked_pyramid(image, [2, 2], 2, method="mode")
+    recursive = checked_pyramid(image, [2, 2], 2, method="mode", exact=False)
+    np.testing.assert_array_equal(exact[0], np.array([[1, 1], [2, 2]], np.uint64) + 2**60)
+    np.testing.assert_array_equal(recursive[0], exact[0])
+    assert exact[1][0, 0] == 2 + 2**60
+    assert recursive[1][0, 0] == 1 + 2**60
+
+
+def test_pyramid_mean_does_not_drift():
+    # Level-1 means 2.5 -> 2 and 3.5 -> 4 (half to even); the exact level-2 mean
+    # of all voxels is 3, recursion gives mean(2, 4) = 3 here, but with values
+    # (1, 2) -> 2 (1.5 to even) and (3, 4) -> 4 (3.5 to even) the recursive level-2
+    # mean of (2, 4) is 3 while the exact mean of (1, 2, 3, 4) is 2.5 -> 2.
+    image = np.array([1, 2, 3, 4], np.uint8)
+    exact = checked_pyramid(image, [2], 2, method="mean")
+    recursive = checked_pyramid(image, [2], 2, method="mean", exact=False)
+    assert exact[0].tolist() == recursive[0].tolist() == [2, 4]
+    assert exact[1].tolist() == [2]
+    assert recursive[1].tolist() == [3]
+    # Many levels of a uint8 ramp: exact levels equal a single direct downsample.
+    ramp = (np.arange(4096) % 251).astype(np.uint8).reshape(64, 64)
+    for k, level in enumerate(checked_pyramid(ramp, [2, 2], 6), start=1):
+        np.testing.assert_array_equal(level, ref_downsample(ramp, [2**k, 2**k], "mean"))
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "recursive"])
+@pytest.mark.parametrize("method", METHODS)
+def test_pyramid_num_levels(method, exact):
+    image = np.arange(5 * 7, dtype=np.int32).reshape(5, 7)
+    assert checked_pyramid(image, [2, 2], 0, method=method, exact=exact) == []
+    levels = checked_pyramid(image, [2, 3], 5, method=method, exact=exact)
+    assert [lvl.shape for lvl in levels] == [(3, 3), (2, 1), (1, 1), (1, 1), (1, 1)]
+    # Levels past one voxel keep reducing the same whole-image block.
+    assert levels[3].tolist() == levels[4].tolist()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pyramid_fortran_and_threads(method):
+    rng = np.random.default_rng(2)
+    image = np.asfortranarray(rng.integers(0, 4, (45, 31, 9)).astype(np.uint16))
+    runs = [checked_pyramid(image, [2, 2, 1], 3, method=method, threads=t) for t in (1, 3)]
+    for a, b in zip(*runs):
+        assert a.tobytes(order="A") == b.tobytes(order="A")
+    for k, level in enumerate(runs[0], start=1):
+        np.testing.assert_array_equal(level, ref_downsample(image, [2**k, 2**k, 1], method))
+
+
+def test_pyramid_accepts_lists_and_float_factors():
+    levels = mipmaker.pyramid([[1, 2, 3, 4], [5, 6, 7, 8]], [2.0, 2.0], 2, method="max")
+    assert [lvl.tolist() for lvl in levels] == [[[6, 8]], [[8]]]
+
+
+U8 = np.zeros((4, 4, 4), np.uint8)
+BAD_INPUTS = [  # id, image, factors, num_levels, keywords, exception, parameter names
+    ("levels-neg", U8, [2], -1, {}, ValueError, ["num_levels"]),
+    ("levels-1.5", U8, [2], 1.5, {}, (TypeError, ValueError), ["num_levels"]),
+    ("factor-0", U8, [0], 2, {}, ValueError, ["factors"]),
+    ("factor-2.5", U8, [2.5], 2, {}, ValueError, ["factors"]),
+    ("factor-long", U8, [2, 2, 2, 2], 2, {}, ValueError, ["factors"]),
+    ("factor-int", U8, 2, 2, {}, TypeError, ["factors"]),
+    ("method-foo", U8, [2], 2, {"method": "foo"}, ValueError, ["method"]),
+    ("stride-sparse", U8, [2], 2, {"method": "stride", "sparse": True}, ValueError,
+     ["sparse", "method"]),
+    ("c-median", np.zeros(4, np.complex128), [2], 1, {"method": "median"}, TypeError,
+     ["method", "image"]),
+    ("object", np.array([1, 2], object), [2], 1, {}, TypeError, ["image"]),
+    ("0d", np.array(5.0), [], 1, {}, ValueError, ["image"]),
+    ("rank9", np.zeros((1,) * 9), [1], 1, {}, ValueError, ["image"]),
+    ("threads-0", U8, [2], 1, {"threads": 0}, ValueError, ["threads"]),
+]
+
+
+@pytest.mark.parametrize("image, factors, num_levels, kwargs, error, names",
+                         [pytest.param(*c[1:], id=c[0]) for c in BAD_INPUTS])
+def test_pyramid_bad_input(image, factors, num_levels, kwargs, error, names):
+    with pytest.raises(error) as info:
+        mipmaker.pyramid(image, factors, num_levels, **kwargs)
+    message = str(info.value)
+    assert any(f"`{name}`" in message for name in names), message

@@ -71,7 +71,9 @@ def _mean(block, rounding):
     if kind == "f":
         return block.astype(np.float64).sum() / block.size
     if kind == "c":
-        return block.astype(np.complex128).sum() / block.size
+        # Divide each part on its own: complex division would turn inf parts into NaN.
+        total = block.astype(np.complex128).sum()
+        return complex(total.real / block.size, total.imag / block.size)
     raise TypeError(f"unsupported dtype {block.dtype}")
 
 

@@ -109,9 +109,8 @@ void Downsample(const InArray& src, OutArray& dst, const std::vector<int64_t>& f
   if (!Normalize(g)) return;  // empty output
   const KernelTable& table = ActiveKernelTable();
   const int dt = static_cast<int>(dtype);
-  const bool wide = method == static_cast<int>(Method::kMean) &&
-                    table.mean_needs_wide[dt](g.BlockSize());
-  const DownsampleFn fn = table.downsample[method][dt][sparse ? 1 : 0][wide ? 1 : 0];
+  const int tier = table.tier[dt](g.BlockSize(), method == static_cast<int>(Method::kMean));
+  const DownsampleFn fn = table.downsample[method][dt][sparse ? 1 : 0][tier];
   if (fn == nullptr) throw nb::type_error("this method does not support this dtype");
   const void* in = src.data();
   void* out = dst.data();

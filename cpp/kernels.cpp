@@ -18,15 +18,15 @@ namespace {
 #define MIPMAKER_STR2(x) #x
 #define MIPMAKER_STR(x) MIPMAKER_STR2(x)
 
-template <typename T, bool kSparse, bool kWide>
+template <typename T, bool kSparse, int kTier>
 void RunMean(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
-  AccumulateKernel<T, MeanReducer<T, kWide>, kSparse>(static_cast<const T*>(in),
+  AccumulateKernel<T, MeanReducer<T, kTier>, kSparse>(static_cast<const T*>(in),
                                                        static_cast<T*>(out), g, w, r);
 }
-template <typename T, bool kSparse, bool kMax>
+template <typename T, bool kSparse, bool kMax, int kTier>
 void RunExtremum(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
-  AccumulateKernel<T, ExtremumReducer<T, kMax>, kSparse>(static_cast<const T*>(in),
-                                                         static_cast<T*>(out), g, w, r);
+  AccumulateKernel<T, ExtremumReducer<T, kMax, kTier>, kSparse>(static_cast<const T*>(in),
+                                                                static_cast<T*>(out), g, w, r);
 }
 template <typename T, bool kSparse, template <typename> class R>
 void RunGather(const void* in, void* out, const Geometry& g, Rounding, WorkRange w) {
@@ -42,38 +42,39 @@ void RunTinybrain(const void* in, void* out, const Geometry& g, TinybrainRule ru
   TinybrainModeKernel<U>(static_cast<const U*>(in), static_cast<U*>(out), g, rule, b, e);
 }
 template <typename T>
-bool MeanNeedsWide(int64_t block) {
-  return !MeanFitsNarrow<typename Element<T>::Value>(block);
+int Tier(int64_t block, bool mean) {
+  return AccumulatorTier<typename Element<T>::Value>(block, mean);
 }
 
-template <typename T>
-constexpr bool kOrdered = !IsComplex<T>::value;  // min, max, median need an order
-
-template <typename T>
-void FillDType(KernelTable& t, DType dtype) {
-  const int d = static_cast<int>(dtype);
+template <typename T, int kTier>
+void FillTier(KernelTable& t, int d) {
   auto& k = t.downsample;
   const int mean = static_cast<int>(Method::kMean), mode = static_cast<int>(Method::kMode);
   const int median = static_cast<int>(Method::kMedian), mn = static_cast<int>(Method::kMin);
   const int mx = static_cast<int>(Method::kMax), stride = static_cast<int>(Method::kStride);
-  k[mean][d][0][0] = RunMean<T, false, false>;
-  k[mean][d][0][1] = RunMean<T, false, true>;
-  k[mean][d][1][0] = RunMean<T, true, false>;
-  k[mean][d][1][1] = RunMean<T, true, true>;
-  for (int wide = 0; wide < 2; ++wide) {
-    k[mode][d][0][wide] = RunGather<T, false, ModeReducer>;
-    k[mode][d][1][wide] = RunGather<T, true, ModeReducer>;
-    k[stride][d][0][wide] = RunStride<T>;
-    if constexpr (kOrdered<T>) {
-      k[median][d][0][wide] = RunGather<T, false, MedianReducer>;
-      k[median][d][1][wide] = RunGather<T, true, MedianReducer>;
-      k[mn][d][0][wide] = RunExtremum<T, false, false>;
-      k[mn][d][1][wide] = RunExtremum<T, true, false>;
-      k[mx][d][0][wide] = RunExtremum<T, false, true>;
-      k[mx][d][1][wide] = RunExtremum<T, true, true>;
-    }
+  k[mean][d][0][kTier] = RunMean<T, false, kTier>;
+  k[mean][d][1][kTier] = RunMean<T, true, kTier>;
+  // Gathering methods and stride have no accumulator: one instance serves all tiers.
+  k[mode][d][0][kTier] = RunGather<T, false, ModeReducer>;
+  k[mode][d][1][kTier] = RunGather<T, true, ModeReducer>;
+  k[stride][d][0][kTier] = RunStride<T>;
+  if constexpr (!IsComplex<T>::value) {  // min, max, median need an order
+    k[median][d][0][kTier] = RunGather<T, false, MedianReducer>;
+    k[median][d][1][kTier] = RunGather<T, true, MedianReducer>;
+    k[mn][d][0][kTier] = RunExtremum<T, false, false, kTier>;
+    k[mn][d][1][kTier] = RunExtremum<T, true, false, kTier>;
+    k[mx][d][0][kTier] = RunExtremum<T, false, true, kTier>;
+    k[mx][d][1][kTier] = RunExtremum<T, true, true, kTier>;
   }
-  t.mean_needs_wide[d] = MeanNeedsWide<T>;
+}
+
+template <typename T>
+void FillDType(KernelTable& t, DType dtype) {
+  const int d = static_cast<int>(dtype);
+  FillTier<T, 0>(t, d);
+  FillTier<T, 1>(t, d);
+  FillTier<T, 2>(t, d);
+  t.tier[d] = Tier<T>;
 }
 
 KernelTable BuildTable() {

@@ -24,13 +24,13 @@ using TinybrainFn = void (*)(const void* in, void* out, const Geometry& g, Tinyb
 
 struct KernelTable {
   const char* isa;
-  // [method][dtype][sparse][wide accumulator]; nullptr where unsupported
+  // [method][dtype][sparse][accumulator tier]; nullptr where unsupported
   // (e.g. median of complex).
-  DownsampleFn downsample[kNumMethods][kNumDTypes][2][2];
+  DownsampleFn downsample[kNumMethods][kNumDTypes][2][3];
   // Indexed by log2 of the element size (1..16 bytes).
   TinybrainFn tinybrain[5];
-  // Whether a block of `block` voxels needs the wide mean accumulator.
-  bool (*mean_needs_wide[kNumDTypes])(int64_t block);
+  // The accumulator tier for blocks of `block` voxels (see reducers.h).
+  int (*tier[kNumDTypes])(int64_t block, bool mean);
 };
 
 namespace scalar {

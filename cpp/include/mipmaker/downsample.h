@@ -65,111 +65,123 @@ class BlockRows {
   int64_t offset_, out_offset_, rows_;
 };
 
-// Folds one input row into acc[0..n) where acc[o] covers input elements
-// [o*F, o*F+F) of the row, starting at output element `o0`. kF > 0 makes the
-// factor a compile-time constant so the compiler can vectorise.
-template <typename T, typename R, bool kSparse, int kF>
-inline void FoldRow(typename R::Acc* acc, int64_t* count, const T* p, int64_t s, int64_t f_rt,
-                    int64_t o0, int64_t n_full, int64_t tail) {
+// Vertical pass: folds one input row (`span` elements, element stride `s`)
+// into the row accumulator, element by element. Contiguous rows vectorise.
+template <typename T, typename R, bool kSparse, bool kFirst>
+inline void FoldRow(typename R::Acc* acc, typename R::Count* count, const T* p, int64_t span,
+                    int64_t s) {
   using E = Element<T>;
-  const int64_t f = kF > 0 ? kF : f_rt;
-  if (s == 1) {
-    const T* q = p + o0 * f;
-    for (int64_t o = 0; o < n_full; ++o) {
-      auto a = acc[o];
-      for (int64_t j = 0; j < f; ++j) {
-        const auto v = E::Load(q[o * f + j]);
-        if constexpr (kSparse) {
-          const bool nz = !IsZero(v);
-          a = nz ? R::Add(a, v) : a;
-          count[o] += nz;
-        } else {
-          a = R::Add(a, v);
-        }
-      }
-      acc[o] = a;
-    }
-  } else {
-    const T* q = p + o0 * f * s;
-    for (int64_t o = 0; o < n_full; ++o) {
-      auto a = acc[o];
-      for (int64_t j = 0; j < f; ++j) {
-        const auto v = E::Load(q[(o * f + j) * s]);
-        if constexpr (kSparse) {
-          const bool nz = !IsZero(v);
-          a = nz ? R::Add(a, v) : a;
-          count[o] += nz;
-        } else {
-          a = R::Add(a, v);
-        }
-      }
-      acc[o] = a;
-    }
-  }
-  if (tail > 0) {  // the partial block at the end of the row
-    const T* q = p + (o0 + n_full) * f * s;
-    auto a = acc[n_full];
-    for (int64_t j = 0; j < tail; ++j) {
-      const auto v = E::Load(q[j * s]);
-      if constexpr (kSparse) {
-        const bool nz = !IsZero(v);
-        a = nz ? R::Add(a, v) : a;
-        count[n_full] += nz;
+  auto step = [&](int64_t i, const T& x) {
+    const auto v = E::Load(x);
+    if constexpr (kSparse) {
+      const bool nz = !IsZero(v);
+      if constexpr (kFirst) {
+        acc[i] = nz ? R::Add(R::Init(), v) : R::Init();
+        count[i] = nz;
       } else {
-        a = R::Add(a, v);
+        acc[i] = nz ? R::Add(acc[i], v) : acc[i];
+        count[i] += nz;
       }
+    } else if constexpr (kFirst) {
+      acc[i] = R::Add(R::Init(), v);
+    } else {
+      acc[i] = R::Add(acc[i], v);
     }
-    acc[n_full] = a;
+  };
+  if (s == 1) {
+    for (int64_t i = 0; i < span; ++i) step(i, p[i]);
+  } else {
+    for (int64_t i = 0; i < span; ++i) step(i, p[i * s]);
   }
 }
 
-// mean / min / max: fold every block row into a row of accumulators, then
-// finish each one with its voxel count.
+// Horizontal pass: combines groups of f row accumulators into outputs
+// [0, m) and finishes them. kF > 0 makes the factor a compile-time constant.
+template <typename T, typename R, bool kSparse, int kF>
+inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count, int64_t span,
+                      int64_t f_rt, int64_t rows, T* out, int64_t os, Rounding rounding) {
+  const int64_t f = kF > 0 ? kF : f_rt;
+  const int64_t m = (span + f - 1) / f;
+  const int64_t full = span / f;
+  auto combine = [&](int64_t o, int64_t len, auto& a, int64_t& c) {
+    a = acc[o * f];
+    if constexpr (kSparse) c = count[o * f];
+    for (int64_t j = 1; j < len; ++j) {
+      a = R::Combine(a, acc[o * f + j]);
+      if constexpr (kSparse) c += count[o * f + j];
+    }
+  };
+  using V = typename Element<T>::Value;
+  const int64_t block = rows * f;
+  // Integer means of full power-of-two blocks: a shift instead of a division.
+  if constexpr (std::is_integral_v<V> && R::kIsMean) {
+    if (!kSparse && (block & (block - 1)) == 0 && block > 1) {
+      int shift = 0;
+      while ((int64_t{1} << shift) < block) ++shift;
+      for (int64_t o = 0; o < full; ++o) {
+        typename R::Acc a = acc[o * f];
+        for (int64_t j = 1; j < f; ++j) a += acc[o * f + j];
+        out[o * os] = R::FinishShift(a, shift, rounding);
+      }
+      if (m > full) {
+        typename R::Acc a;
+        int64_t c = 0;
+        combine(full, span - full * f, a, c);
+        out[full * os] = R::Finish(a, rows * (span - full * f), rounding);
+      }
+      return;
+    }
+  }
+  for (int64_t o = 0; o < m; ++o) {
+    const int64_t len = std::min(f, span - o * f);
+    typename R::Acc a;
+    int64_t c = 0;
+    combine(o, len, a, c);
+    if constexpr (kSparse) {
+      out[o * os] = c == 0 ? Element<T>::Store(V(0)) : R::Finish(a, c, rounding);
+    } else {
+      out[o * os] = R::Finish(a, rows * len, rounding);
+    }
+  }
+}
+
+// mean / min / max: for a chunk of one output row, fold every block row
+// into a row of accumulators (vertical), then combine groups of f of them
+// into outputs (horizontal). Both passes stream contiguous memory.
 template <typename T, typename R, bool kSparse>
 void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Rounding rounding) {
   const int last = g.rank - 1;
   const int64_t f = g.factors[last], n = g.in_shape[last], s = g.in_strides[last];
   const int64_t os = g.out_strides[last];
-  // Chunks of the inner range keep the accumulators in L1/L2.
-  const int64_t chunk = std::max<int64_t>(1, 4096 / f);
-  std::vector<typename R::Acc> acc(static_cast<size_t>(std::min(chunk, w.inner_end - w.inner_begin)));
-  std::vector<int64_t> count(kSparse ? acc.size() : 0);
+  // Row accumulators for about 2048 input elements stay in L1.
+  const int64_t chunk = std::max<int64_t>(1, 2048 / f);
+  const size_t cap = static_cast<size_t>(std::min(chunk, w.inner_end - w.inner_begin) * f);
+  std::vector<typename R::Acc> acc(cap);
+  std::vector<typename R::Count> count(kSparse ? cap : 0);
   for (int64_t outer = w.outer_begin; outer < w.outer_end; ++outer) {
     BlockRows rows(g, outer);
     for (int64_t i0 = w.inner_begin; i0 < w.inner_end; i0 += chunk) {
       const int64_t i1 = std::min(w.inner_end, i0 + chunk);
-      const int64_t m = i1 - i0;
-      // The last output of the row may own a partial block.
-      const bool partial = (i1 == g.out_shape[last]) && (n % f != 0);
-      const int64_t n_full = partial ? m - 1 : m;
-      const int64_t tail = partial ? n - (i1 - 1) * f : 0;
-      std::fill(acc.begin(), acc.begin() + m, R::Init());
-      if constexpr (kSparse) std::fill(count.begin(), count.begin() + m, 0);
+      const int64_t span = std::min(i1 * f, n) - i0 * f;
+      bool first = true;
+      auto* a = acc.data();
+      auto* c = kSparse ? count.data() : nullptr;
       rows.ForEach([&](int64_t off) {
-        const T* row = in + off;
-        auto* a = acc.data();
-        int64_t* c = kSparse ? count.data() : nullptr;
-        switch (f) {
-          case 1: FoldRow<T, R, kSparse, 1>(a, c, row, s, f, i0, n_full, tail); break;
-          case 2: FoldRow<T, R, kSparse, 2>(a, c, row, s, f, i0, n_full, tail); break;
-          case 3: FoldRow<T, R, kSparse, 3>(a, c, row, s, f, i0, n_full, tail); break;
-          case 4: FoldRow<T, R, kSparse, 4>(a, c, row, s, f, i0, n_full, tail); break;
-          default: FoldRow<T, R, kSparse, 0>(a, c, row, s, f, i0, n_full, tail); break;
+        const T* row = in + off + i0 * f * s;
+        if (first) {
+          FoldRow<T, R, kSparse, true>(a, c, row, span, s);
+          first = false;
+        } else {
+          FoldRow<T, R, kSparse, false>(a, c, row, span, s);
         }
       });
-      T* o = out + rows.out_offset();
-      for (int64_t i = 0; i < m; ++i) {
-        int64_t cnt;
-        if constexpr (kSparse) {
-          cnt = count[i];
-          if (cnt == 0) {
-            o[(i0 + i) * os] = Element<T>::Store(typename Element<T>::Value(0));
-            continue;
-          }
-        } else {
-          cnt = rows.rows() * ((partial && i == m - 1) ? tail : f);
-        }
-        o[(i0 + i) * os] = R::Finish(acc[i], cnt, rounding);
+      T* o = out + rows.out_offset() + i0 * os;
+      switch (f) {
+        case 1: FinishRow<T, R, kSparse, 1>(a, c, span, f, rows.rows(), o, os, rounding); break;
+        case 2: FinishRow<T, R, kSparse, 2>(a, c, span, f, rows.rows(), o, os, rounding); break;
+        case 3: FinishRow<T, R, kSparse, 3>(a, c, span, f, rows.rows(), o, os, rounding); break;
+        case 4: FinishRow<T, R, kSparse, 4>(a, c, span, f, rows.rows(), o, os, rounding); break;
+        default: FinishRow<T, R, kSparse, 0>(a, c, span, f, rows.rows(), o, os, rounding); break;
       }
     }
   }

@@ -17,50 +17,88 @@
 namespace mipmaker {
 namespace MIPMAKER_ISA {
 
-// Accumulator of an integer mean. `kWide` is chosen by the caller when the
-// narrow type could overflow for the block size (see MeanFitsNarrow).
-template <typename V, bool kWide>
+// Accumulator tiers: the caller picks the narrowest tier whose accumulator
+// cannot overflow for the block size (AccumulatorTier), because narrow
+// accumulators make the vertical pass several times cheaper (u8 sums of a
+// 2x2x2 block fit in 16 bits). Tier 2 also takes blocks of 2^32 voxels or more.
+template <typename V, int kTier>
 struct IntMeanAcc {
   static constexpr bool kSigned = std::is_signed_v<V>;
   static constexpr int kBits = sizeof(V) * 8;
-  using Narrow = std::conditional_t<
-      (kBits <= 16), std::conditional_t<kSigned, int32_t, uint32_t>,
-      std::conditional_t<(kBits <= 32), std::conditional_t<kSigned, int64_t, uint64_t>,
-                         std::conditional_t<kSigned, __int128, unsigned __int128>>>;
-  using Wide = std::conditional_t<(kBits <= 16), std::conditional_t<kSigned, int64_t, uint64_t>,
-                                  std::conditional_t<kSigned, __int128, unsigned __int128>>;
-  using type = std::conditional_t<kWide, Wide, Narrow>;
+  template <typename S, typename U>
+  using Pick = std::conditional_t<kSigned, S, U>;
+  using type = std::conditional_t<
+      (kBits <= 8),
+      std::conditional_t<kTier == 0, Pick<int16_t, uint16_t>,
+                         std::conditional_t<kTier == 1, Pick<int32_t, uint32_t>, Pick<int64_t, uint64_t>>>,
+      std::conditional_t<
+          (kBits <= 16),
+          std::conditional_t<kTier <= 1, Pick<int32_t, uint32_t>, Pick<int64_t, uint64_t>>,
+          std::conditional_t<(kBits <= 32 && kTier <= 1), Pick<int64_t, uint64_t>,
+                             Pick<__int128, unsigned __int128>>>>;
 };
 
-// True when `block` voxels of type V cannot overflow the narrow accumulator.
+// Per-block voxel counter of sparse reductions, as narrow as the tier allows.
+template <typename V, int kTier>
+using CountOf = std::conditional_t<(kTier == 0 && sizeof(V) == 1), uint16_t,
+                                   std::conditional_t<kTier <= 1, uint32_t, uint64_t>>;
+
+// The narrowest tier that holds sums (mean) and counts of `block` voxels.
 template <typename V>
-inline bool MeanFitsNarrow(int64_t block) {
-  if constexpr (!std::is_integral_v<V>) {
-    return true;
-  } else {
-    using A = typename IntMeanAcc<V, false>::type;
-    if constexpr (sizeof(A) == 16) return true;
-    const long double max_abs =
-        std::max<long double>(std::numeric_limits<V>::max(),
-                              -static_cast<long double>(std::numeric_limits<V>::lowest()));
-    return max_abs * block < static_cast<long double>(std::numeric_limits<A>::max());
+inline int AccumulatorTier(int64_t block, bool mean) {
+  const bool fits_u32 = block < (int64_t{1} << 32);
+  if constexpr (std::is_integral_v<V>) {
+    if (mean) {
+      const long double max_abs =
+          std::max<long double>(std::numeric_limits<V>::max(),
+                                -static_cast<long double>(std::numeric_limits<V>::lowest()));
+      auto fits = [&](auto acc) {
+        using A = decltype(acc);
+        if constexpr (sizeof(A) == 16) {
+          return true;
+        } else {
+          return max_abs * block <= static_cast<long double>(std::numeric_limits<A>::max());
+        }
+      };
+      if (fits(typename IntMeanAcc<V, 0>::type{}) && fits_u32) return 0;
+      if (fits(typename IntMeanAcc<V, 1>::type{}) && fits_u32) return 1;
+      return 2;
+    }
   }
+  if (sizeof(V) == 1 && block <= 0xffff) return 0;
+  return fits_u32 ? 1 : 2;
 }
 
-template <typename T, bool kWide>
+template <typename T, int kTier>
 struct MeanReducer {
   using V = typename Element<T>::Value;
   using Acc = std::conditional_t<
-      std::is_integral_v<V>, typename IntMeanAcc<V, kWide>::type,
+      std::is_integral_v<V>, typename IntMeanAcc<V, kTier>::type,
       std::conditional_t<IsComplex<V>::value, std::complex<double>, double>>;
+  using Count = CountOf<V, kTier>;
+  static constexpr bool kIsMean = true;
 
   static Acc Init() { return Acc(0); }
+  static Acc Combine(Acc a, Acc b) { return a + b; }
   static Acc Add(Acc a, V v) {
     if constexpr (IsComplex<V>::value) {
       return a + std::complex<double>(v.real(), v.imag());
     } else {
       return a + static_cast<Acc>(v);
     }
+  }
+  // Division by 2^shift (shift >= 1), branch-free so loops over it vectorise.
+  static T FinishShift(Acc sum, int shift, Rounding rounding) {
+    const Acc mask = (Acc(1) << shift) - 1;
+    if (rounding == Rounding::kTruncate) {
+      if constexpr (std::is_signed_v<Acc>) sum += (sum < 0) ? mask : Acc(0);
+      return Element<T>::Store(static_cast<V>(sum >> shift));
+    }
+    const Acc q = sum >> shift;  // floor, also for negative sums
+    const Acc r = sum & mask;
+    const Acc half = Acc(1) << (shift - 1);
+    const Acc up = (r > half) | ((r == half) & (q & 1));
+    return Element<T>::Store(static_cast<V>(q + up));
   }
   static T Finish(Acc sum, int64_t count, Rounding rounding) {
     if constexpr (std::is_integral_v<V>) {
@@ -90,10 +128,12 @@ struct MeanReducer {
 
 // Min and max ignore NaN: the accumulator starts as NaN (floats) and any
 // number replaces a NaN accumulator, so NaN survives only an all-NaN block.
-template <typename T, bool kMax>
+template <typename T, bool kMax, int kTier>
 struct ExtremumReducer {
   using V = typename Element<T>::Value;
   using Acc = V;
+  using Count = CountOf<V, kTier>;
+  static constexpr bool kIsMean = false;
   static Acc Init() {
     if constexpr (std::is_floating_point_v<V>) {
       return std::numeric_limits<V>::quiet_NaN();
@@ -109,6 +149,7 @@ struct ExtremumReducer {
       return kMax ? std::max(a, v) : std::min(a, v);
     }
   }
+  static Acc Combine(Acc a, Acc b) { return Add(a, b); }
   static T Finish(Acc a, int64_t, Rounding) { return Element<T>::Store(a); }
 };
 

@@ -108,14 +108,19 @@ void Downsample(const InArray& src, OutArray& dst, const std::vector<int64_t>& f
   Geometry g = MakeGeometry(src, dst, factors);
   if (!Normalize(g)) return;  // empty output
   const KernelTable& table = ActiveKernelTable();
+  const int64_t block = g.BlockSize();
+  const bool accumulating = method == static_cast<int>(Method::kMean) ||
+                            method == static_cast<int>(Method::kMin) ||
+                            method == static_cast<int>(Method::kMax);
+  if (accumulating) FoldLanes(g);
   const int dt = static_cast<int>(dtype);
-  const int tier = table.tier[dt](g.BlockSize(), method == static_cast<int>(Method::kMean));
+  const int tier = table.tier[dt](block, method == static_cast<int>(Method::kMean));
   const DownsampleFn fn = table.downsample[method][dt][sparse ? 1 : 0][tier];
   if (fn == nullptr) throw nb::type_error("this method does not support this dtype");
   const void* in = src.data();
   void* out = dst.data();
   const int64_t outer = g.OuterCount(), inner = g.InnerCount();
-  int64_t in_size = 1;
+  int64_t in_size = g.lanes;
   for (int d = 0; d < g.rank; ++d) in_size *= g.in_shape[d];
   const Rounding r = static_cast<Rounding>(rounding);
   nb::gil_scoped_release release;
@@ -151,10 +156,10 @@ void TinybrainMode(const InArray& src, OutArray& dst, int rule, int threads) {
   int idx = 0;
   while ((size_t{1} << idx) < bytes) ++idx;
   const TinybrainFn fn = ActiveKernelTable().tinybrain[idx];
-  const bool x_fast = std::llabs(g.in_strides[0]) <= std::llabs(g.in_strides[1]);
-  int64_t items = g.out_shape[x_fast ? 1 : 0];
-  for (int d = 2; d < g.rank; ++d) items *= g.out_shape[d];
-  const int64_t per_item = g.in_shape[x_fast ? 0 : 1] * (three ? 8 : 4) / 2;
+  const int fast = TinybrainFastAxis(g);
+  int64_t items = 1;
+  for (int d = 0; d < g.rank; ++d) items *= (d == fast) ? 1 : g.out_shape[d];
+  const int64_t per_item = g.out_shape[fast] * (three ? 8 : 4);
   const void* in = src.data();
   void* out = dst.data();
   nb::gil_scoped_release release;

@@ -114,6 +114,13 @@ def assert_same_as_oracle(actual, expected, image, factors, method, acc_eps=None
     """
     assert actual.shape == expected.shape
     assert actual.dtype == expected.dtype
+    if method == "mean" and image.dtype.kind == "c":
+        # Compare parts separately: allclose demands exact equality of a whole
+        # complex entry as soon as one of its parts is infinite.
+        for part in ("real", "imag"):
+            assert_same_as_oracle(getattr(actual, part), getattr(expected, part),
+                                  np.abs(image), factors, method, acc_eps)
+        return
     if method == "mean" and image.dtype.kind in "fc":
         count = int(np.prod(full_factors(image.ndim, factors)))
         finite = np.abs(image[np.isfinite(image)])

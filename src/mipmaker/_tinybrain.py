@@ -70,7 +70,9 @@ def downsample_with_averaging(img, factor, num_mips=1, sparse=False, *, threads=
     """
     arr, f, mips, n = _common(img, "img", factor, num_mips, threads)
     sparse = v.flag(sparse, "sparse")
-    return [_run(arr, [fi**k for fi in f], _MEAN, sparse, v.ROUND_TRUNCATE, n) for k in range(1, mips + 1)]
+    # Truncating a bool mean would need a unanimous block; bool means majority.
+    rounding = v.ROUND_HALF_EVEN if arr.dtype == bool else v.ROUND_TRUNCATE
+    return [_run(arr, [fi**k for fi in f], _MEAN, sparse, rounding, n) for k in range(1, mips + 1)]
 
 
 def _tinybrain_rule(f, sparse):

@@ -145,6 +145,50 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
   }
 }
 
+// Horizontal pass with lanes: the row accumulators hold `lanes` values per
+// element; groups of f elements combine lane by lane (vectorised over lanes).
+template <typename T, typename R, bool kSparse>
+inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64_t span, int64_t f,
+                           int64_t lanes, int64_t rows, T* out, int64_t os, int64_t ls,
+                           Rounding rounding) {
+  using V = typename Element<T>::Value;
+  const int64_t m = (span + f - 1) / f;
+  for (int64_t o = 0; o < m; ++o) {
+    const int64_t len = std::min(f, span - o * f);
+    typename R::Acc* a = acc + o * f * lanes;
+    typename R::Count* c = kSparse ? count + o * f * lanes : nullptr;
+    for (int64_t j = 1; j < len; ++j) {
+      const typename R::Acc* b = a + j * lanes;
+      for (int64_t l = 0; l < lanes; ++l) a[l] = R::Combine(a[l], b[l]);
+      if constexpr (kSparse) {
+        const typename R::Count* cb = c + j * lanes;
+        for (int64_t l = 0; l < lanes; ++l) c[l] += cb[l];
+      }
+    }
+    T* q = out + o * os;
+    if constexpr (kSparse) {
+      for (int64_t l = 0; l < lanes; ++l) {
+        q[l * ls] = c[l] == 0 ? Element<T>::Store(V(0)) : R::Finish(a[l], c[l], rounding);
+      }
+    } else {
+      const int64_t block = rows * len;
+      if constexpr (std::is_integral_v<V> && R::kIsMean) {
+        if ((block & (block - 1)) == 0 && block > 1) {
+          int shift = 0;
+          while ((int64_t{1} << shift) < block) ++shift;
+          if (ls == 1) {
+            for (int64_t l = 0; l < lanes; ++l) q[l] = R::FinishShift(a[l], shift, rounding);
+          } else {
+            for (int64_t l = 0; l < lanes; ++l) q[l * ls] = R::FinishShift(a[l], shift, rounding);
+          }
+          continue;
+        }
+      }
+      for (int64_t l = 0; l < lanes; ++l) q[l * ls] = R::Finish(a[l], block, rounding);
+    }
+  }
+}
+
 // mean / min / max: for a chunk of one output row, fold every block row
 // into a row of accumulators (vertical), then combine groups of f of them
 // into outputs (horizontal). Both passes stream contiguous memory.
@@ -153,9 +197,10 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
   const int last = g.rank - 1;
   const int64_t f = g.factors[last], n = g.in_shape[last], s = g.in_strides[last];
   const int64_t os = g.out_strides[last];
+  const int64_t lanes = g.lanes;
   // Row accumulators for about 2048 input elements stay in L1.
-  const int64_t chunk = std::max<int64_t>(1, 2048 / f);
-  const size_t cap = static_cast<size_t>(std::min(chunk, w.inner_end - w.inner_begin) * f);
+  const int64_t chunk = std::max<int64_t>(1, 2048 / (f * lanes));
+  const size_t cap = static_cast<size_t>(std::min(chunk, w.inner_end - w.inner_begin) * f * lanes);
   std::vector<typename R::Acc> acc(cap);
   std::vector<typename R::Count> count(kSparse ? cap : 0);
   for (int64_t outer = w.outer_begin; outer < w.outer_end; ++outer) {
@@ -166,16 +211,24 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
       bool first = true;
       auto* a = acc.data();
       auto* c = kSparse ? count.data() : nullptr;
+      // With lanes, a row of `span` elements is span * lanes adjacent values.
+      const int64_t fold_span = lanes > 1 ? span * lanes : span;
+      const int64_t fold_stride = lanes > 1 ? 1 : s;
       rows.ForEach([&](int64_t off) {
         const T* row = in + off + i0 * f * s;
         if (first) {
-          FoldRow<T, R, kSparse, true>(a, c, row, span, s);
+          FoldRow<T, R, kSparse, true>(a, c, row, fold_span, fold_stride);
           first = false;
         } else {
-          FoldRow<T, R, kSparse, false>(a, c, row, span, s);
+          FoldRow<T, R, kSparse, false>(a, c, row, fold_span, fold_stride);
         }
       });
       T* o = out + rows.out_offset() + i0 * os;
+      if (lanes > 1) {
+        FinishRowLanes<T, R, kSparse>(a, c, span, f, lanes, rows.rows(), o, os, g.lane_out_stride,
+                                      rounding);
+        continue;
+      }
       switch (f) {
         case 1: FinishRow<T, R, kSparse, 1>(a, c, span, f, rows.rows(), o, os, rounding); break;
         case 2: FinishRow<T, R, kSparse, 2>(a, c, span, f, rows.rows(), o, os, rounding); break;

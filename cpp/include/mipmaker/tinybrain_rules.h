@@ -13,97 +13,141 @@
 #include "mipmaker/element.h"
 #include "mipmaker/method.h"
 #include "mipmaker/types.h"
+#include "mipmaker/view.h"
 
 namespace mipmaker {
 namespace MIPMAKER_ISA {
 
+// The rules are written as selects, not branches, so that loops over them
+// vectorise across outputs.
 template <typename U>
 inline U Countless2x2(U a, U b, U c, U d) {
-  if (a == b || a == c) return a;
-  if (b == c) return b;
-  return d;
+  const U bc = (b == c) ? b : d;
+  return (a == b || a == c) ? a : bc;
 }
 
 // tinybrain's stippled countless (numpy): zero never wins against a label.
-// `y` is the (x, y+1) neighbour and `x` the (x+1, y) one; the order matters
+// `x` is the (x+1, y) neighbour and `y` the (x, y+1) one; the order matters
 // only for the final "first non-zero" fallback.
 template <typename U>
 inline U Stippled2x2(U a, U x, U y, U d) {
-  if (!IsZeroBits(a) && (a == x || a == y)) return a;
-  if (!IsZeroBits(y) && y == x) return y;
-  if (!IsZeroBits(d)) return d;
-  if (!IsZeroBits(a)) return a;
-  if (!IsZeroBits(y)) return y;
-  return x;
+  const bool az = IsZeroBits(a), yz = IsZeroBits(y), dz = IsZeroBits(d);
+  const U first_nonzero = !az ? a : (!yz ? y : x);
+  const U fallback = !dz ? d : first_nonzero;
+  const U pair_y = (!yz && y == x) ? y : fallback;
+  return (!az && (a == x || a == y)) ? a : pair_y;
 }
 
 // Highest count wins; ties go to the earliest voxel in t = x + 2y + 4z
 // order. With `sparse`, zeros are not candidates (an all-zero block gives 0).
 template <typename U>
 inline U Count2x2x2(const U (&v)[8], bool sparse) {
-  U best = sparse ? U{} : v[0];
-  int best_count = 0;
+  int count[8];
   for (int t = 0; t < 8; ++t) {
-    if (sparse && IsZeroBits(v[t])) continue;
     int c = 0;
     for (int j = 0; j < 8; ++j) c += (v[j] == v[t]);
-    if (c > best_count) {
-      best_count = c;
-      best = v[t];
-    }
+    count[t] = (sparse && IsZeroBits(v[t])) ? 0 : c;
+  }
+  U best{};
+  int best_count = 0;
+  for (int t = 0; t < 8; ++t) {
+    const bool take = count[t] > best_count;
+    best = take ? v[t] : best;
+    best_count = take ? count[t] : best_count;
   }
   return best;
 }
 
-// One output plane row per work item: items enumerate (outer index, slow
-// plane index) where the plane is (x, y) and the fast axis is whichever of x
-// and y has the smaller input stride.
+template <typename U>
+inline U ApplyRule(TinybrainRule rule, const U* p, const int64_t (&off)[8]) {
+  switch (rule) {
+    case TinybrainRule::kCountless2x2:
+      return Countless2x2(p[off[0]], p[off[1]], p[off[2]], p[off[3]]);
+    case TinybrainRule::kStippled2x2:
+      return Stippled2x2(p[off[0]], p[off[1]], p[off[2]], p[off[3]]);
+    default: {
+      const U v[8] = {p[off[0]], p[off[1]], p[off[2]], p[off[3]],
+                      p[off[4]], p[off[5]], p[off[6]], p[off[7]]};
+      return Count2x2x2(v, rule == TinybrainRule::kSparseCount2x2x2);
+    }
+  }
+}
+
+// Runs `rule` along one line of outputs: `count` outputs whose blocks start
+// `step` elements apart, with the block's voxels at offsets `off`.
+template <typename U, TinybrainRule kRule>
+inline void RuleLine(const U* p, int64_t step, const int64_t (&off)[8], U* q, int64_t os,
+                     int64_t count) {
+  // Constant strides let the compiler vectorise: unit steps (C order, the
+  // line runs along a kept axis) and steps of 2 (Fortran order, along x).
+  if (step == 1 && os == 1) {
+    for (int64_t i = 0; i < count; ++i) q[i] = ApplyRule<U>(kRule, p + i, off);
+  } else if (step == 2 && os == 1) {
+    for (int64_t i = 0; i < count; ++i) q[i] = ApplyRule<U>(kRule, p + 2 * i, off);
+  } else {
+    for (int64_t i = 0; i < count; ++i) q[i * os] = ApplyRule<U>(kRule, p + i * step, off);
+  }
+}
+
+// tinybrain's rules over the volume. Axes 0, 1 (and 2 for 2x2x2) are the
+// block axes (factor 2); the others are kept. The innermost loop runs along
+// the axis with the smallest input stride, whichever it is, so C-order,
+// Fortran-order and channel-last volumes all stream memory. Work items are
+// the output lines along that axis, in mixed-radix order of the other axes.
 template <typename U>
 void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule rule,
                          int64_t item_begin, int64_t item_end) {
-  const bool three =
-      rule == TinybrainRule::kCount2x2x2 || rule == TinybrainRule::kSparseCount2x2x2;
-  const int first_rest = three ? 3 : 2;
-  const bool x_fast = std::llabs(g.in_strides[0]) <= std::llabs(g.in_strides[1]);
-  const int fast = x_fast ? 0 : 1, slow = x_fast ? 1 : 0;
-  const int64_t n_slow = g.out_shape[slow], n_fast = g.out_shape[fast];
-  const int64_t sx = g.in_strides[0], sy = g.in_strides[1], sz = three ? g.in_strides[2] : 0;
-  const int64_t ex = g.in_shape[0] - 1, ey = g.in_shape[1] - 1, ez = three ? g.in_shape[2] - 1 : 0;
+  const int nb = (rule == TinybrainRule::kCount2x2x2 || rule == TinybrainRule::kSparseCount2x2x2) ? 3 : 2;
+  const int voxels = nb == 3 ? 8 : 4;
+  const int fast = TinybrainFastAxis(g);
+  const bool fast_is_block = fast < nb;
+  const int64_t n_fast = g.in_shape[fast];
+  const int64_t full = fast_is_block ? n_fast / 2 : n_fast;
+  const int64_t step = fast_is_block ? 2 * g.in_strides[fast] : g.in_strides[fast];
+  const int64_t os = g.out_strides[fast];
   for (int64_t item = item_begin; item < item_end; ++item) {
-    const int64_t os = item % n_slow;
-    int64_t rest = item / n_slow, in_off = 0, out_off = 0;
-    for (int d = g.rank - 1; d >= first_rest; --d) {
+    int64_t rest = item, in_off = 0, out_off = 0;
+    int64_t neighbour[3] = {0, 0, 0};  // offset of the +1 voxel along each block axis
+    for (int d = g.rank - 1; d >= 0; --d) {
+      if (d == fast) continue;
       const int64_t o = rest % g.out_shape[d];
       rest /= g.out_shape[d];
-      in_off += o * g.in_strides[d];
       out_off += o * g.out_strides[d];
-    }
-    int64_t z0 = 0, z1 = 0;
-    if (three) {
-      const int64_t oz = rest;  // z is the last coordinate decoded
-      z0 = 2 * oz;
-      z1 = std::min(z0 + 1, ez);
-      out_off += oz * g.out_strides[2];
-    }
-    out_off += os * g.out_strides[slow];
-    for (int64_t of = 0; of < n_fast; ++of) {
-      const int64_t ox = x_fast ? of : os, oy = x_fast ? os : of;
-      const int64_t x0 = 2 * ox, x1 = std::min(x0 + 1, ex);
-      const int64_t y0 = 2 * oy, y1 = std::min(y0 + 1, ey);
-      const U* p = in + in_off;
-      U r;
-      if (!three) {
-        const U a = p[x0 * sx + y0 * sy], b = p[x1 * sx + y0 * sy];
-        const U c = p[x0 * sx + y1 * sy], d = p[x1 * sx + y1 * sy];
-        r = rule == TinybrainRule::kStippled2x2 ? Stippled2x2(a, b, c, d) : Countless2x2(a, b, c, d);
+      if (d < nb) {
+        in_off += 2 * o * g.in_strides[d];
+        neighbour[d] = (2 * o + 1 < g.in_shape[d]) ? g.in_strides[d] : 0;  // repeat the edge
       } else {
-        const U v[8] = {p[x0 * sx + y0 * sy + z0 * sz], p[x1 * sx + y0 * sy + z0 * sz],
-                        p[x0 * sx + y1 * sy + z0 * sz], p[x1 * sx + y1 * sy + z0 * sz],
-                        p[x0 * sx + y0 * sy + z1 * sz], p[x1 * sx + y0 * sy + z1 * sz],
-                        p[x0 * sx + y1 * sy + z1 * sz], p[x1 * sx + y1 * sy + z1 * sz]};
-        r = Count2x2x2(v, rule == TinybrainRule::kSparseCount2x2x2);
+        in_off += o * g.in_strides[d];
       }
-      out[out_off + of * g.out_strides[fast]] = r;
+    }
+    if (fast_is_block) neighbour[fast] = g.in_strides[fast];
+    int64_t off[8];
+    for (int t = 0; t < 8; ++t) {
+      off[t] = 0;
+      for (int d = 0; d < nb; ++d) off[t] += ((t >> d) & 1) ? neighbour[d] : 0;
+      if (t >= voxels) off[t] = 0;
+    }
+    const U* p = in + in_off;
+    U* q = out + out_off;
+    switch (rule) {
+      case TinybrainRule::kCountless2x2:
+        RuleLine<U, TinybrainRule::kCountless2x2>(p, step, off, q, os, full);
+        break;
+      case TinybrainRule::kStippled2x2:
+        RuleLine<U, TinybrainRule::kStippled2x2>(p, step, off, q, os, full);
+        break;
+      case TinybrainRule::kCount2x2x2:
+        RuleLine<U, TinybrainRule::kCount2x2x2>(p, step, off, q, os, full);
+        break;
+      default:
+        RuleLine<U, TinybrainRule::kSparseCount2x2x2>(p, step, off, q, os, full);
+        break;
+    }
+    if (full * (fast_is_block ? 2 : 1) < n_fast) {  // odd block axis: the last voxel repeats
+      int64_t edge_off[8];
+      const int64_t drop = g.in_strides[fast];
+      for (int t = 0; t < 8; ++t) edge_off[t] = off[t] - (((t >> fast) & 1) ? drop : 0);
+      q[full * os] = ApplyRule<U>(rule, p + full * step, edge_off);
     }
   }
 }

@@ -38,6 +38,13 @@ struct Geometry {
   std::array<int64_t, kMaxRank> factors{};
   std::array<int64_t, kMaxRank> in_strides{};   // elements
   std::array<int64_t, kMaxRank> out_strides{};  // elements
+  // A short, contiguous, factor-1 innermost axis folded into the elements of
+  // the axis above it ("lanes"), so that C-order volumes with few voxels
+  // along their last axis still stream long rows. Input lanes are adjacent;
+  // output lanes are `lane_out_stride` apart. Only the accumulating kernels
+  // accept lanes > 1.
+  int64_t lanes = 1;
+  int64_t lane_out_stride = 0;
 
   int64_t OuterCount() const {
     int64_t n = 1;

@@ -59,4 +59,32 @@ inline bool Normalize(Geometry& g) {
   return true;
 }
 
+// Folds a short contiguous factor-1 innermost axis into lanes of the axis
+// above it (see Geometry::lanes). Returns whether it did.
+inline bool FoldLanes(Geometry& g, int64_t max_lanes = 256) {
+  const int r = g.rank;
+  if (r < 2 || g.factors[r - 1] != 1 || g.in_strides[r - 1] != 1 || g.in_shape[r - 1] > max_lanes ||
+      g.in_strides[r - 2] != g.in_shape[r - 1]) {
+    return false;
+  }
+  g.lanes = g.in_shape[r - 1];
+  g.lane_out_stride = g.out_strides[r - 1];
+  g.rank = r - 1;
+  return true;
+}
+
+// The axis tinybrain's rule kernels loop along innermost: the one with the
+// smallest input stride among axes longer than one voxel. Also decides how
+// the bindings count work items.
+inline int TinybrainFastAxis(const Geometry& g) {
+  int fast = 0;
+  for (int d = 1; d < g.rank; ++d) {
+    const bool longer = g.in_shape[d] > 1;
+    if (longer && (g.in_shape[fast] <= 1 || std::llabs(g.in_strides[d]) < std::llabs(g.in_strides[fast]))) {
+      fast = d;
+    }
+  }
+  return fast;
+}
+
 }  // namespace mipmaker

@@ -428,3 +428,47 @@ def test_downsample_bad_input(image, factors, kwargs, error, names):
     assert any(re.search(rf"`{name}\b", message) for name in names), message
     if image.ndim == 9:
         assert "8" in message
+
+
+# ---------------------------------------------------------------------------
+# No whole-array copy: NumPy reports its allocations to tracemalloc, so any
+# conversion, transpose or float temporary of the input would show up here.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["C", "F", "step", "neg", "negstep", "T", "ro"])
+@pytest.mark.parametrize("method", METHODS)
+def test_downsample_allocates_only_the_output(method, layout):
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 50, (64, 96, 48), dtype=np.uint16)  # 576 KiB
+    image = with_layout(base, layout)
+    mipmaker.downsample(image, (2, 3, 1), method=method, threads=1)  # warm-up
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        out = mipmaker.downsample(image, (2, 3, 1), method=method, threads=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - before <= out.nbytes + 64 * 1024, (peak - before, out.nbytes)
+
+
+@pytest.mark.parametrize("fn", ["downsample_with_averaging", "downsample_segmentation",
+                                "downsample_with_min_pooling", "downsample_with_max_pooling"])
+@pytest.mark.parametrize("layout", ["C", "F", "neg"])
+def test_compat_allocates_only_the_outputs(fn, layout):
+    import tracemalloc
+
+    rng = np.random.default_rng(6)
+    image = with_layout(rng.integers(0, 9, (64, 64, 40), dtype=np.uint32), layout)
+    run = getattr(mipmaker, fn)
+    run(image, (2, 2, 2), num_mips=2)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        mips = run(image, (2, 2, 2), num_mips=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - before <= sum(m.nbytes for m in mips) + 64 * 1024

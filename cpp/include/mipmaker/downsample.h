@@ -14,6 +14,7 @@
 #include "mipmaker/element.h"
 #include "mipmaker/method.h"
 #include "mipmaker/reducers.h"
+#include "mipmaker/small_mode.h"
 #include "mipmaker/types.h"
 
 namespace mipmaker {
@@ -240,8 +241,56 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
   }
 }
 
+// Gathers the blocks of outputs [i0, i1) of one output row into `vals`
+// (one slot of `slot` values per output) and reduces each with R.
+template <typename T, typename R, bool kSparse>
+void GatherRange(const T* in, T* o, const Geometry& g, BlockRows& rows, int64_t i0, int64_t i1,
+                 int64_t slot, typename Element<T>::Value* vals, int64_t* fill, uint8_t* saw_nan) {
+  using V = typename Element<T>::Value;
+  const int last = g.rank - 1;
+  const int64_t f = g.factors[last], n = g.in_shape[last], s = g.in_strides[last];
+  const int64_t os = g.out_strides[last];
+  const int64_t m = i1 - i0;
+  std::fill(fill, fill + m, 0);
+  std::fill(saw_nan, saw_nan + m, 0);
+  rows.ForEach([&](int64_t off) {
+    const T* row = in + off;
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t start = (i0 + i) * f;
+      const int64_t len = std::min(f, n - start);
+      V* dst = vals + i * slot;
+      int64_t k = fill[i];
+      for (int64_t j = 0; j < len; ++j) {
+        const V v = Element<T>::Load(row[(start + j) * s]);
+        if constexpr (kSparse) {
+          if (IsZero(v)) continue;
+        }
+        if constexpr (kIsFloatValue<V>) {
+          if (IsNan(v)) {
+            saw_nan[i] = 1;
+            continue;
+          }
+        }
+        dst[k++] = v;
+      }
+      fill[i] = k;
+    }
+  });
+  for (int64_t i = 0; i < m; ++i) {
+    T r;
+    if (fill[i] > 0) {
+      r = R::Reduce(vals + i * slot, fill[i]);
+    } else {
+      r = Element<T>::Store(saw_nan[i] ? QuietNan<V>() : V(0));
+    }
+    o[(i0 + i) * os] = r;
+  }
+}
+
 // mode / median: copy each block's values (minus NaN, minus zeros when
 // sparse) into its own slot of a scratch buffer, then reduce each slot.
+// Full blocks of 4 or 8 values (2x2, 2x2x1, 2x2x2, ...) take the
+// vectorised SmallModeBlocks path instead.
 template <typename T, typename R, bool kSparse>
 void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   using V = typename Element<T>::Value;
@@ -251,9 +300,12 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   int64_t block_rows = 1;
   for (int d = 0; d < last; ++d) block_rows *= g.factors[d];
   const int64_t slot = block_rows * f;
-  // Bound the scratch to about 1 Mi values unless one block is bigger.
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.inner_end - w.inner_begin,
-                                                               (int64_t{1} << 20) / slot));
+  // Bound the scratch to about 1 Mi values unless one block is bigger; the
+  // small-block path wants it in L1/L2.
+  constexpr bool kSmallMode = std::is_same_v<R, ModeReducer<T>> && !IsComplex<V>::value;
+  const bool small = kSmallMode && (slot == 4 || slot == 8);
+  const int64_t budget = small ? 2048 : (int64_t{1} << 20);
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.inner_end - w.inner_begin, budget / slot));
   std::vector<V> vals(static_cast<size_t>(chunk * slot));
   std::vector<int64_t> fill(chunk);
   std::vector<uint8_t> saw_nan(chunk);
@@ -262,41 +314,35 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
     for (int64_t i0 = w.inner_begin; i0 < w.inner_end; i0 += chunk) {
       const int64_t i1 = std::min(w.inner_end, i0 + chunk);
       const int64_t m = i1 - i0;
-      std::fill(fill.begin(), fill.begin() + m, 0);
-      std::fill(saw_nan.begin(), saw_nan.begin() + m, 0);
-      rows.ForEach([&](int64_t off) {
-        const T* row = in + off;
-        for (int64_t i = 0; i < m; ++i) {
-          const int64_t start = (i0 + i) * f;
-          const int64_t len = std::min(f, n - start);
-          V* dst = vals.data() + i * slot;
-          int64_t k = fill[i];
-          for (int64_t j = 0; j < len; ++j) {
-            const V v = Element<T>::Load(row[(start + j) * s]);
-            if constexpr (kSparse) {
-              if (IsZero(v)) continue;
-            }
-            if constexpr (kIsFloatValue<V>) {
-              if (IsNan(v)) {
-                saw_nan[i] = 1;
-                continue;
-              }
-            }
-            dst[k++] = v;
-          }
-          fill[i] = k;
-        }
-      });
       T* o = out + rows.out_offset();
-      for (int64_t i = 0; i < m; ++i) {
-        T r;
-        if (fill[i] > 0) {
-          r = R::Reduce(vals.data() + i * slot, fill[i]);
-        } else {
-          r = Element<T>::Store(saw_nan[i] ? QuietNan<V>() : V(0));
+      if constexpr (kSmallMode) {
+        const int64_t full = std::min(i1, n / f) - i0;  // outputs with a whole block along the row
+        if (small && rows.rows() == block_rows && full > 0) {
+          // Transpose into position-major order: v[(r * f + j) * full + i].
+          int64_t r = 0;
+          rows.ForEach([&](int64_t off) {
+            const T* row = in + off + i0 * f * s;
+            for (int64_t j = 0; j < f; ++j) {
+              V* dst = vals.data() + (r * f + j) * full;
+              for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[(i * f + j) * s]);
+            }
+            ++r;
+          });
+          T* q = o + i0 * os;
+          if (slot == 4) {
+            SmallModeBlocks<T, kSparse, 4>(vals.data(), full, q, os);
+          } else {
+            SmallModeBlocks<T, kSparse, 8>(vals.data(), full, q, os);
+          }
+          if (full == m) continue;
+          // The partial block at the end of the row goes the general way.
+          GatherRange<T, R, kSparse>(in, o, g, rows, i0 + full, i1, slot, vals.data(), fill.data(),
+                                     saw_nan.data());
+          continue;
         }
-        o[(i0 + i) * os] = r;
       }
+      GatherRange<T, R, kSparse>(in, o, g, rows, i0, i1, slot, vals.data(), fill.data(),
+                                 saw_nan.data());
     }
   }
 }

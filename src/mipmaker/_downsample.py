@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 from . import _validate as v
@@ -18,7 +21,15 @@ def _run(arr, factors, method_index, sparse, rounding, threads, out=None):
     return dst
 
 
-def downsample(image, factors, *, method="mean", sparse=False, out=None, threads=None):
+def downsample(
+    image: ArrayLike,
+    factors: Sequence[float],
+    *,
+    method: str = "mean",
+    sparse: bool = False,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
     """Reduce every block of ``factors`` voxels of `image` to one voxel.
 
     Blocks are aligned at index 0; the output has ``ceil(n / f)`` voxels
@@ -73,7 +84,16 @@ def downsample(image, factors, *, method="mean", sparse=False, out=None, threads
     return _run(arr, f, m, sparse, v.ROUND_HALF_EVEN, n, out)
 
 
-def pyramid(image, factors, num_levels, *, method="mean", sparse=False, exact=True, threads=None):
+def pyramid(
+    image: ArrayLike,
+    factors: Sequence[float],
+    num_levels: int,
+    *,
+    method: str = "mean",
+    sparse: bool = False,
+    exact: bool = True,
+    threads: int | None = None,
+) -> list[np.ndarray]:
     """Downsample `image` `num_levels` times by `factors`.
 
     Parameters

@@ -9,6 +9,11 @@ correct where it is not (see ``docs/semantics.md``). Axis 0 is x, 1 is y,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
 from . import _core
 from . import _validate as v
 from ._downsample import _run
@@ -33,7 +38,9 @@ def _common(img, name, factor, num_mips, threads):
     return arr, f, v.count(num_mips, "num_mips"), v.threads(threads)
 
 
-def downsample_with_averaging(img, factor, num_mips=1, sparse=False, *, threads=None):
+def downsample_with_averaging(
+    img: ArrayLike, factor: Sequence[float], num_mips: int = 1, sparse: bool = False, *, threads: int | None = None
+) -> list[np.ndarray]:
     """Average pooling, truncating like tinybrain, exact at every mip.
 
     Mip ``k`` is the mean of the voxels of its ``factor**k`` block of `img`,
@@ -84,7 +91,9 @@ def _tinybrain_rule(f, sparse):
     return None
 
 
-def downsample_segmentation(img, factor, sparse=False, num_mips=1, *, threads=None):
+def downsample_segmentation(
+    img: ArrayLike, factor: Sequence[float], sparse: bool = False, num_mips: int = 1, *, threads: int | None = None
+) -> list[np.ndarray]:
     """Mode pooling of labels, recursively per mip, as tinybrain does it.
 
     Factors (2, 2[, 1...]) and (2, 2, 2[, 1...]) follow tinybrain's rules
@@ -139,7 +148,9 @@ def downsample_segmentation(img, factor, sparse=False, num_mips=1, *, threads=No
     return out
 
 
-def downsample_with_striding(array, factor, num_mips=1, *, threads=None):
+def downsample_with_striding(
+    array: ArrayLike, factor: Sequence[float], num_mips: int = 1, *, threads: int | None = None
+) -> list[np.ndarray]:
     """Keep the first voxel of every block: views of `array`, as in tinybrain.
 
     Returns
@@ -177,7 +188,9 @@ def _pooling(array, factor, num_mips, threads, method):
     return out
 
 
-def downsample_with_min_pooling(array, factor, num_mips=1, *, threads=None):
+def downsample_with_min_pooling(
+    array: ArrayLike, factor: Sequence[float], num_mips: int = 1, *, threads: int | None = None
+) -> list[np.ndarray]:
     """Minimum of every block, correct on any shape (ceil-sized outputs).
 
     NaN is ignored unless a whole block is NaN.
@@ -192,7 +205,9 @@ def downsample_with_min_pooling(array, factor, num_mips=1, *, threads=None):
     return _pooling(array, factor, num_mips, threads, _MIN)
 
 
-def downsample_with_max_pooling(array, factor, num_mips=1, *, threads=None):
+def downsample_with_max_pooling(
+    array: ArrayLike, factor: Sequence[float], num_mips: int = 1, *, threads: int | None = None
+) -> list[np.ndarray]:
     """Maximum of every block, correct on any shape (ceil-sized outputs).
 
     NaN is ignored unless a whole block is NaN.

@@ -1,0 +1,77 @@
+"""Every instruction-set build of the kernels gives the reference's answers.
+
+The default ISA runs the whole suite; here each available one (the portable
+scalar build always among them) is forced in turn on a randomized sweep.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mipmaker
+from mipmaker import _core
+from reference import ref_downsample, ref_tb_mode_2x2, ref_tb_mode_2x2x2
+
+ISAS = _core.available_isas()
+DTYPES = [np.uint8, np.int16, np.uint32, np.int64, np.uint64, np.float32, np.float64, np.bool_]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    previous = _core.isa()
+    assert _core.force_isa(request.param)
+    yield request.param
+    _core.force_isa(previous)
+
+
+def test_scalar_build_is_always_available():
+    assert "scalar" in ISAS
+    assert _core.isa() in ISAS
+    assert not _core.force_isa("no-such-isa")
+
+
+@st.composite
+def cases(draw):
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    shape = tuple(draw(st.lists(st.integers(1, 11), min_size=1, max_size=4)))
+    if dtype.kind == "b":
+        seed = draw(st.integers(0, 2**32 - 1))
+        image = np.random.default_rng(seed).integers(0, 2, shape).astype(bool)
+    else:
+        seed = draw(st.integers(0, 2**32 - 1))
+        rng = np.random.default_rng(seed)
+        image = rng.integers(0, 4, shape).astype(dtype) if draw(st.booleans()) else (
+            rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+            if dtype.kind in "iu" else rng.normal(0, 100, shape).astype(dtype))
+    factors = draw(st.lists(st.integers(1, 4), min_size=len(shape), max_size=len(shape)))
+    order = draw(st.sampled_from("CF"))
+    return np.asarray(image, order=order), factors
+
+
+@pytest.mark.parametrize("method", ["mean", "mode", "median", "min", "max", "stride"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), sparse=st.booleans())
+def test_isa_matches_reference(isa, method, case, sparse):
+    image, factors = case
+    sparse = sparse and method != "stride"
+    got = mipmaker.downsample(image, factors, method=method, sparse=sparse, threads=2)
+    want = ref_downsample(image, factors, method, sparse=sparse)
+    if method == "mean" and image.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("rule", ["2x2", "2x2x2"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), sparse=st.booleans(), order=st.sampled_from("CF"),
+       dtype=st.sampled_from([np.uint8, np.uint16, np.uint32, np.uint64]))
+def test_isa_tinybrain_rules(isa, rule, seed, sparse, order, dtype):
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(1, 12, 3))
+    image = np.asarray(rng.integers(0, 3, shape).astype(dtype), order=order)
+    factor = (2, 2, 1) if rule == "2x2" else (2, 2, 2)
+    got = mipmaker.downsample_segmentation(image, factor, sparse=sparse)[0]
+    want = ref_tb_mode_2x2(image, sparse) if rule == "2x2" else ref_tb_mode_2x2x2(image, sparse)
+    np.testing.assert_array_equal(got, want)

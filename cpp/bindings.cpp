@@ -134,6 +134,77 @@ void Downsample(const InArray& src, OutArray& dst, const std::vector<int64_t>& f
   }
 }
 
+// Levels 1..K of an accumulating method in one pass: dsts[k-1] receives the
+// reduction of every f^k block of `src`.
+void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<int64_t>& factors,
+             int method, bool sparse, int rounding, int threads) {
+  threads = ResolveThreads(threads);
+  const int num_levels = static_cast<int>(dsts.size());
+  if (num_levels < 1 || num_levels > kMaxLevels) {
+    throw std::invalid_argument("a fused pyramid takes 1 to 16 levels");
+  }
+  if (rounding < 0 || rounding > 1) throw std::invalid_argument("unknown rounding");
+  const DType dtype = ToDType(src.dtype());
+  Geometry g = MakeGeometry(src, dsts[0], factors);
+  ExtraOutputs extra;
+  extra.count = num_levels - 1;
+  for (int k = 1; k < num_levels; ++k) {
+    const OutArray& d = dsts[k];
+    if (d.ndim() != src.ndim() || d.dtype() != src.dtype()) {
+      throw std::invalid_argument("pyramid levels must match `image` in rank and dtype");
+    }
+    for (int a = 0; a < g.rank; ++a) {
+      const int64_t below = static_cast<int64_t>(dsts[k - 1].shape(a));
+      if (static_cast<int64_t>(d.shape(a)) != CeilDiv(below, factors[a])) {
+        throw std::invalid_argument("pyramid level does not have the downsampled shape");
+      }
+      extra.shape[k - 1][a] = static_cast<int64_t>(d.shape(a));
+      extra.strides[k - 1][a] = d.stride(a);
+    }
+  }
+  if (!Normalize(g, &extra)) return;
+  FoldLanes(g, &extra);
+  std::vector<LevelGeometry> levels(num_levels + 1);
+  for (int j = 0; j <= num_levels; ++j) {
+    LevelGeometry& L = levels[j];
+    for (int d = 0; d < g.rank; ++d) {
+      if (j == 0) {
+        L.shape[d] = g.in_shape[d];
+        L.strides[d] = g.in_strides[d];
+        L.block[d] = 1;
+      } else {
+        L.shape[d] = j == 1 ? g.out_shape[d] : extra.shape[j - 2][d];
+        L.strides[d] = j == 1 ? g.out_strides[d] : extra.strides[j - 2][d];
+        // f^j clamped to the extent, without overflow.
+        L.block[d] = std::min(levels[j - 1].block[d] * g.factors[d], g.in_shape[d]);
+      }
+    }
+    L.lane_stride = j == 0 ? 1 : (j == 1 ? g.lane_out_stride : extra.lane_out_stride[j - 2]);
+    L.data = j == 0 ? nullptr : dsts[j - 1].data();
+  }
+  const LevelGeometry& top = levels[num_levels];
+  int64_t block = 1;
+  for (int d = 0; d < g.rank; ++d) block *= top.block[d];
+  const KernelTable& table = ActiveKernelTable();
+  const int dt = static_cast<int>(dtype);
+  const int tier = table.tier[dt](block, method == static_cast<int>(Method::kMean));
+  if (method < 0 || method >= kNumMethods) throw std::invalid_argument("unknown `method`");
+  const PyramidFn fn = table.pyramid[method][dt][sparse ? 1 : 0][tier];
+  if (fn == nullptr) throw nb::type_error("no fused pyramid for this method and dtype");
+  const int last = g.rank - 1;
+  const int64_t chunk = std::max<int64_t>(1, 2048 / (top.block[last] * g.lanes));
+  int64_t outer = 1;
+  for (int d = 0; d < last; ++d) outer *= top.shape[d];
+  const int64_t items = outer * ((top.shape[last] + chunk - 1) / chunk);
+  int64_t in_size = g.lanes;
+  for (int d = 0; d < g.rank; ++d) in_size *= g.in_shape[d];
+  const void* in = src.data();
+  const Rounding r = static_cast<Rounding>(rounding);
+  nb::gil_scoped_release release;
+  ParallelFor(threads, items, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, in_size / items)),
+              [&](int64_t b, int64_t e) { fn(in, g, levels.data(), num_levels, chunk, b, e, r); });
+}
+
 void TinybrainMode(const InArray& src, OutArray& dst, int rule, int threads) {
   threads = ResolveThreads(threads);
   if (rule < 0 || rule > static_cast<int>(TinybrainRule::kSparseCount2x2x2)) {
@@ -176,6 +247,9 @@ NB_MODULE(_core, m) {
   m.def("downsample", &Downsample, "src"_a.noconvert(), "dst"_a.noconvert(), "factors"_a,
         "method"_a, "sparse"_a, "rounding"_a, "threads"_a,
         "Reduce blocks of `src` (factors per axis) into the preallocated `dst`.");
+  m.def("pyramid", &Pyramid, "src"_a.noconvert(), "dsts"_a.noconvert(), "factors"_a, "method"_a,
+        "sparse"_a, "rounding"_a, "threads"_a,
+        "Levels 1..len(dsts) of mean, min or max in one pass over `src`.");
   m.def("tinybrain_mode", &TinybrainMode, "src"_a.noconvert(), "dst"_a.noconvert(), "rule"_a,
         "threads"_a, "tinybrain's 2x2 / 2x2x2 mode rules from `src` into `dst`.");
   m.def("isa", [] { return std::string(ActiveKernelTable().isa); },

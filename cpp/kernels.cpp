@@ -8,6 +8,7 @@
 #include "mipmaker/downsample.h"
 #include "mipmaker/element.h"
 #include "mipmaker/isa.h"
+#include "mipmaker/pyramid.h"
 #include "mipmaker/reducers.h"
 #include "mipmaker/tinybrain_rules.h"
 
@@ -27,6 +28,11 @@ template <typename T, bool kSparse, bool kMax, int kTier>
 void RunExtremum(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
   AccumulateKernel<T, ExtremumReducer<T, kMax, kTier>, kSparse>(static_cast<const T*>(in),
                                                                 static_cast<T*>(out), g, w, r);
+}
+template <typename T, typename R, bool kSparse>
+void RunPyramid(const void* in, const Geometry& g, const LevelGeometry* levels, int num_levels,
+                int64_t chunk, int64_t b, int64_t e, Rounding r) {
+  PyramidKernel<T, R, kSparse>(static_cast<const T*>(in), g, levels, num_levels, chunk, b, e, r);
 }
 template <typename T, bool kSparse, template <typename> class R>
 void RunGather(const void* in, void* out, const Geometry& g, Rounding, WorkRange w) {
@@ -54,6 +60,9 @@ void FillTier(KernelTable& t, int d) {
   const int mx = static_cast<int>(Method::kMax), stride = static_cast<int>(Method::kStride);
   k[mean][d][0][kTier] = RunMean<T, false, kTier>;
   k[mean][d][1][kTier] = RunMean<T, true, kTier>;
+  auto& p = t.pyramid;
+  p[mean][d][0][kTier] = RunPyramid<T, MeanReducer<T, kTier>, false>;
+  p[mean][d][1][kTier] = RunPyramid<T, MeanReducer<T, kTier>, true>;
   // Gathering methods and stride have no accumulator: one instance serves all tiers.
   k[mode][d][0][kTier] = RunGather<T, false, ModeReducer>;
   k[mode][d][1][kTier] = RunGather<T, true, ModeReducer>;
@@ -65,6 +74,10 @@ void FillTier(KernelTable& t, int d) {
     k[mn][d][1][kTier] = RunExtremum<T, true, false, kTier>;
     k[mx][d][0][kTier] = RunExtremum<T, false, true, kTier>;
     k[mx][d][1][kTier] = RunExtremum<T, true, true, kTier>;
+    p[mn][d][0][kTier] = RunPyramid<T, ExtremumReducer<T, false, kTier>, false>;
+    p[mn][d][1][kTier] = RunPyramid<T, ExtremumReducer<T, false, kTier>, true>;
+    p[mx][d][0][kTier] = RunPyramid<T, ExtremumReducer<T, true, kTier>, false>;
+    p[mx][d][1][kTier] = RunPyramid<T, ExtremumReducer<T, true, kTier>, true>;
   }
 }
 

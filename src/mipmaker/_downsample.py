@@ -21,6 +21,37 @@ def _run(arr, factors, method_index, sparse, rounding, threads, out=None):
     return dst
 
 
+# Methods whose levels the core can fuse into one pass (exact at every level).
+_FUSABLE = (v.METHODS.index("mean"), v.METHODS.index("min"), v.METHODS.index("max"))
+_MAX_FUSED = 16  # levels per fused core call (kMaxLevels in types.h)
+
+
+def _levels(arr, factors, num_levels, method_index, sparse, rounding, threads):
+    """Levels 1..num_levels, level k the reduction of each factors**k block of `arr`.
+
+    mean, min and max are fused: the input is read once for up to 16 levels.
+    """
+    if num_levels == 0:
+        return []
+    if method_index not in _FUSABLE:
+        return [
+            _run(arr, [f**k for f in factors], method_index, sparse, rounding, threads)
+            for k in range(1, num_levels + 1)
+        ]
+    fused = min(num_levels, _MAX_FUSED)
+    clamped = v.clamp_factors(arr.shape, factors)
+    shapes = [v.output_shape(arr.shape, clamped)]
+    for _ in range(fused - 1):
+        shapes.append(v.output_shape(shapes[-1], clamped))
+    out = [v.allocate(arr, shape) for shape in shapes]
+    if arr.size:
+        _core.pyramid(arr, out, clamped, method_index, sparse, rounding, threads)
+    # Beyond 16 levels (only for extents above 2**16 per axis), one pass each.
+    for k in range(fused + 1, num_levels + 1):
+        out.append(_run(arr, [f**k for f in factors], method_index, sparse, rounding, threads))
+    return out
+
+
 def downsample(
     image: ArrayLike,
     factors: Sequence[float],
@@ -131,12 +162,11 @@ def pyramid(
     exact = v.flag(exact, "exact")
     m = v.method(method, arr.dtype, sparse)
     n = v.threads(threads)
+    if exact or m in _FUSABLE[1:]:  # min and max: recursive equals exact
+        return _levels(arr, f, levels, m, sparse, v.ROUND_HALF_EVEN, n)
     out = []
     source = arr
-    for k in range(1, levels + 1):
-        if exact:
-            out.append(_run(arr, [fi**k for fi in f], m, sparse, v.ROUND_HALF_EVEN, n))
-        else:
-            source = _run(source, f, m, sparse, v.ROUND_HALF_EVEN, n)
-            out.append(source)
+    for _ in range(levels):
+        source = _run(source, f, m, sparse, v.ROUND_HALF_EVEN, n)
+        out.append(source)
     return out

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 
 from . import _core
 from . import _validate as v
-from ._downsample import _run
+from ._downsample import _levels, _run
 
 __all__ = [
     "downsample_with_averaging",
@@ -79,7 +79,7 @@ def downsample_with_averaging(
     sparse = v.flag(sparse, "sparse")
     # Truncating a bool mean would need a unanimous block; bool means majority.
     rounding = v.ROUND_HALF_EVEN if arr.dtype == bool else v.ROUND_TRUNCATE
-    return [_run(arr, [fi**k for fi in f], _MEAN, sparse, rounding, n) for k in range(1, mips + 1)]
+    return _levels(arr, f, mips, _MEAN, sparse, rounding, n)
 
 
 def _tinybrain_rule(f, sparse):
@@ -180,12 +180,7 @@ def downsample_with_striding(
 def _pooling(array, factor, num_mips, threads, method):
     arr, f, mips, n = _common(array, "array", factor, num_mips, threads)
     v.method(v.METHODS[method], arr.dtype, False)
-    out = []
-    source = arr
-    for _ in range(mips):  # min of mins is the min of the union: recursion is exact
-        source = _run(source, f, method, False, v.ROUND_HALF_EVEN, n)
-        out.append(source)
-    return out
+    return _levels(arr, f, mips, method, False, v.ROUND_HALF_EVEN, n)
 
 
 def downsample_with_min_pooling(

@@ -96,66 +96,85 @@ inline void FoldRow(typename R::Acc* acc, typename R::Count* count, const T* p, 
   }
 }
 
-// Horizontal pass: combines groups of f row accumulators into outputs
-// [0, m) and finishes them. kF > 0 makes the factor a compile-time constant.
+// What the horizontal pass produces for one chunk of an output row: outputs
+// [0, m) from groups of f row accumulators; outputs [0, full) have whole
+// groups of `full_count` input voxels, the rest (at most one, at the end of
+// the row) `tail_count`. A fused pyramid also keeps the combined, unfinished
+// accumulators (`keep`, `keep_count`) for the next level.
+template <typename R>
+struct RowOutputs {
+  int64_t span, full, full_count, tail_count;
+  typename R::Acc* keep = nullptr;
+  typename R::Count* keep_count = nullptr;
+};
+
+// Integer means over power-of-two blocks finish with a shift; returns it, or 0.
+template <typename T, typename R, bool kSparse>
+inline int ShiftFor(int64_t count) {
+  using V = typename Element<T>::Value;
+  if constexpr (std::is_integral_v<V> && R::kIsMean && !kSparse) {
+    if (count > 1 && (count & (count - 1)) == 0) return __builtin_ctzll(static_cast<uint64_t>(count));
+  }
+  return 0;
+}
+
+// Horizontal pass: combines groups of f row accumulators into outputs and
+// finishes them. kF > 0 makes the factor a compile-time constant.
 template <typename T, typename R, bool kSparse, int kF>
-inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count, int64_t span,
-                      int64_t f_rt, int64_t rows, T* out, int64_t os, Rounding rounding) {
+inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count, int64_t f_rt,
+                      const RowOutputs<R>& row, T* out, int64_t os, Rounding rounding) {
+  using V = typename Element<T>::Value;
+  using Acc = typename R::Acc;
   const int64_t f = kF > 0 ? kF : f_rt;
-  const int64_t m = (span + f - 1) / f;
-  const int64_t full = span / f;
-  auto combine = [&](int64_t o, int64_t len, auto& a, int64_t& c) {
-    a = acc[o * f];
+  const int64_t m = (row.span + f - 1) / f;
+  auto finish = [&](int64_t o, Acc a, int64_t c) {
+    if (row.keep) row.keep[o] = a;
+    if constexpr (kSparse) {
+      if (row.keep_count) row.keep_count[o] = static_cast<typename R::Count>(c);
+      out[o * os] = c == 0 ? Element<T>::Store(V(0)) : R::Finish(a, c, rounding);
+    } else {
+      out[o * os] = R::Finish(a, c, rounding);
+    }
+  };
+  int64_t o = 0;
+  if (const int shift = ShiftFor<T, R, kSparse>(row.full_count)) {
+    if constexpr (std::is_integral_v<V> && R::kIsMean) {
+      // Whole groups only: a block clamped by the volume edge can hold a
+      // full count in fewer than f accumulators.
+      const int64_t whole = std::min(row.full, row.span / f);
+      for (; o < whole; ++o) {  // the hot loop: no division, vectorisable
+        Acc a = acc[o * f];
+        for (int64_t j = 1; j < f; ++j) a += acc[o * f + j];
+        if (row.keep) row.keep[o] = a;
+        out[o * os] = R::FinishShift(a, shift, rounding);
+      }
+    }
+  }
+  for (; o < m; ++o) {
+    const int64_t len = std::min(f, row.span - o * f);
+    Acc a = acc[o * f];
+    int64_t c = 0;
     if constexpr (kSparse) c = count[o * f];
     for (int64_t j = 1; j < len; ++j) {
       a = R::Combine(a, acc[o * f + j]);
       if constexpr (kSparse) c += count[o * f + j];
     }
-  };
-  using V = typename Element<T>::Value;
-  const int64_t block = rows * f;
-  // Integer means of full power-of-two blocks: a shift instead of a division.
-  if constexpr (std::is_integral_v<V> && R::kIsMean) {
-    if (!kSparse && (block & (block - 1)) == 0 && block > 1) {
-      int shift = 0;
-      while ((int64_t{1} << shift) < block) ++shift;
-      for (int64_t o = 0; o < full; ++o) {
-        typename R::Acc a = acc[o * f];
-        for (int64_t j = 1; j < f; ++j) a += acc[o * f + j];
-        out[o * os] = R::FinishShift(a, shift, rounding);
-      }
-      if (m > full) {
-        typename R::Acc a;
-        int64_t c = 0;
-        combine(full, span - full * f, a, c);
-        out[full * os] = R::Finish(a, rows * (span - full * f), rounding);
-      }
-      return;
-    }
-  }
-  for (int64_t o = 0; o < m; ++o) {
-    const int64_t len = std::min(f, span - o * f);
-    typename R::Acc a;
-    int64_t c = 0;
-    combine(o, len, a, c);
-    if constexpr (kSparse) {
-      out[o * os] = c == 0 ? Element<T>::Store(V(0)) : R::Finish(a, c, rounding);
-    } else {
-      out[o * os] = R::Finish(a, rows * len, rounding);
-    }
+    if constexpr (!kSparse) c = o < row.full ? row.full_count : row.tail_count;
+    finish(o, a, c);
   }
 }
 
 // Horizontal pass with lanes: the row accumulators hold `lanes` values per
-// element; groups of f elements combine lane by lane (vectorised over lanes).
+// element; groups of f elements combine lane by lane (vectorised over lanes),
+// in place. Output lanes are `ls` apart.
 template <typename T, typename R, bool kSparse>
-inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64_t span, int64_t f,
-                           int64_t lanes, int64_t rows, T* out, int64_t os, int64_t ls,
+inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64_t f, int64_t lanes,
+                           const RowOutputs<R>& row, T* out, int64_t os, int64_t ls,
                            Rounding rounding) {
   using V = typename Element<T>::Value;
-  const int64_t m = (span + f - 1) / f;
+  const int64_t m = (row.span + f - 1) / f;
   for (int64_t o = 0; o < m; ++o) {
-    const int64_t len = std::min(f, span - o * f);
+    const int64_t len = std::min(f, row.span - o * f);
     typename R::Acc* a = acc + o * f * lanes;
     typename R::Count* c = kSparse ? count + o * f * lanes : nullptr;
     for (int64_t j = 1; j < len; ++j) {
@@ -166,17 +185,17 @@ inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64
         for (int64_t l = 0; l < lanes; ++l) c[l] += cb[l];
       }
     }
+    if (row.keep) std::copy(a, a + lanes, row.keep + o * lanes);
     T* q = out + o * os;
     if constexpr (kSparse) {
+      if (row.keep_count) std::copy(c, c + lanes, row.keep_count + o * lanes);
       for (int64_t l = 0; l < lanes; ++l) {
         q[l * ls] = c[l] == 0 ? Element<T>::Store(V(0)) : R::Finish(a[l], c[l], rounding);
       }
     } else {
-      const int64_t block = rows * len;
+      const int64_t block = o < row.full ? row.full_count : row.tail_count;
       if constexpr (std::is_integral_v<V> && R::kIsMean) {
-        if ((block & (block - 1)) == 0 && block > 1) {
-          int shift = 0;
-          while ((int64_t{1} << shift) < block) ++shift;
+        if (const int shift = ShiftFor<T, R, kSparse>(block)) {
           if (ls == 1) {
             for (int64_t l = 0; l < lanes; ++l) q[l] = R::FinishShift(a[l], shift, rounding);
           } else {
@@ -187,6 +206,24 @@ inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64
       }
       for (int64_t l = 0; l < lanes; ++l) q[l * ls] = R::Finish(a[l], block, rounding);
     }
+  }
+}
+
+// Runs the horizontal pass with the factor as a compile-time constant
+// where it is small.
+template <typename T, typename R, bool kSparse>
+inline void FinishAny(typename R::Acc* acc, typename R::Count* count, int64_t f, int64_t lanes,
+                      const RowOutputs<R>& row, T* out, int64_t os, int64_t ls, Rounding rounding) {
+  if (lanes > 1) {
+    FinishRowLanes<T, R, kSparse>(acc, count, f, lanes, row, out, os, ls, rounding);
+    return;
+  }
+  switch (f) {
+    case 1: FinishRow<T, R, kSparse, 1>(acc, count, f, row, out, os, rounding); break;
+    case 2: FinishRow<T, R, kSparse, 2>(acc, count, f, row, out, os, rounding); break;
+    case 3: FinishRow<T, R, kSparse, 3>(acc, count, f, row, out, os, rounding); break;
+    case 4: FinishRow<T, R, kSparse, 4>(acc, count, f, row, out, os, rounding); break;
+    default: FinishRow<T, R, kSparse, 0>(acc, count, f, row, out, os, rounding); break;
   }
 }
 
@@ -225,18 +262,8 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
         }
       });
       T* o = out + rows.out_offset() + i0 * os;
-      if (lanes > 1) {
-        FinishRowLanes<T, R, kSparse>(a, c, span, f, lanes, rows.rows(), o, os, g.lane_out_stride,
-                                      rounding);
-        continue;
-      }
-      switch (f) {
-        case 1: FinishRow<T, R, kSparse, 1>(a, c, span, f, rows.rows(), o, os, rounding); break;
-        case 2: FinishRow<T, R, kSparse, 2>(a, c, span, f, rows.rows(), o, os, rounding); break;
-        case 3: FinishRow<T, R, kSparse, 3>(a, c, span, f, rows.rows(), o, os, rounding); break;
-        case 4: FinishRow<T, R, kSparse, 4>(a, c, span, f, rows.rows(), o, os, rounding); break;
-        default: FinishRow<T, R, kSparse, 0>(a, c, span, f, rows.rows(), o, os, rounding); break;
-      }
+      RowOutputs<R> ro{span, span / f, rows.rows() * f, rows.rows() * (span % f)};
+      FinishAny<T, R, kSparse>(a, c, f, lanes, ro, o, os, g.lane_out_stride, rounding);
     }
   }
 }

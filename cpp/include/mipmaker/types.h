@@ -30,6 +30,9 @@ enum class DType : int {
 inline constexpr int kNumDTypes = 14;
 
 inline constexpr int kMaxRank = 8;
+// Levels one fused pyramid call can produce (2^16 per axis is far beyond
+// any volume; callers split longer requests).
+inline constexpr int kMaxLevels = 16;
 
 struct Geometry {
   int rank = 0;
@@ -61,6 +64,14 @@ struct Geometry {
   }
 };
 
+
+// Level j of a fused pyramid: its shape, element strides and voxel-block
+// extent (f^j, clamped to the input) per normalised axis; level 0 is the input.
+struct LevelGeometry {
+  std::array<int64_t, kMaxRank> shape{}, strides{}, block{};
+  int64_t lane_stride = 0;
+  void* data = nullptr;
+};
 
 // A half-open range of output rows (outer index) and of output elements
 // within each row (inner index): the unit handed to one thread.

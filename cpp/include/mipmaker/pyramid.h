@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Fused multi-level pyramid for the accumulating methods (mean, min, max):
+// the input is read once and every level 1..K is produced from cache-sized
+// pieces. Level j keeps *unfinished* accumulators (exact sums for mean), so
+// level k is the exact reduction of its whole f^k block of the input, never a
+// reduction of rounded values: the same numbers as K separate downsample
+// calls with factors f^k, at the cost of one pass.
+//
+// The unit of work is one output row of the top level K (a fixed outer index)
+// and a chunk of its inner range. For a row at level j, the rows of level
+// j - 1 inside its block are produced recursively, folded vertically into a
+// row accumulator, then combined horizontally in groups of f (lane by lane
+// when the geometry has lanes) and written to level j's output.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "mipmaker/downsample.h"
+#include "mipmaker/element.h"
+#include "mipmaker/types.h"
+
+namespace mipmaker {
+namespace MIPMAKER_ISA {
+
+template <typename T, typename R, bool kSparse>
+class PyramidWorker {
+ public:
+  using Acc = typename R::Acc;
+  using Count = typename R::Count;
+
+  // `levels[0]` describes the input, levels[1..num_levels] the outputs.
+  PyramidWorker(const T* in, const Geometry& g, const LevelGeometry* levels,
+                int num_levels, int64_t chunk, Rounding rounding)
+      : in_(in), g_(g), lv_(levels), k_(num_levels), rounding_(rounding) {
+    const int last = g.rank - 1;
+    const int64_t f = g.factors[last];
+    vert_.resize(k_ + 1);
+    horiz_.resize(k_ + 1);
+    vcount_.resize(k_ + 1);
+    hcount_.resize(k_ + 1);
+    int64_t span = chunk;  // elements of level j per chunk of level k
+    for (int j = k_; j >= 1; --j) {
+      const size_t h = static_cast<size_t>(std::min(span, lv_[j].shape[last]) * g.lanes);
+      const size_t v = static_cast<size_t>(std::min(span * f, lv_[j - 1].shape[last]) * g.lanes);
+      horiz_[j].resize(h);
+      vert_[j].resize(v);
+      if (kSparse) {
+        hcount_[j].resize(h);
+        vcount_[j].resize(v);
+      }
+      span *= f;
+    }
+  }
+
+  // Produces the block of level-k output row `outer` (linear outer index)
+  // over inner outputs [a, b) at every level.
+  void Run(int64_t outer, int64_t a, int64_t b) {
+    std::array<int64_t, kMaxRank> o{};
+    int64_t rest = outer;
+    for (int d = g_.rank - 2; d >= 0; --d) {
+      o[d] = rest % lv_[k_].shape[d];
+      rest /= lv_[k_].shape[d];
+    }
+    Produce(k_, o, a, b);
+  }
+
+ private:
+  // Fills horiz_[j] (and hcount_[j]) with the accumulators of level-j row `o`
+  // over inner range [a, b), and writes level j's output there.
+  void Produce(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b) {
+    const int last = g_.rank - 1;
+    const int64_t f = g_.factors[last];
+    const int64_t lanes = g_.lanes;
+    const int64_t a0 = a * f, b0 = std::min(b * f, lv_[j - 1].shape[last]);  // level j-1 range
+    Acc* vert = vert_[j].data();
+    Count* vcnt = kSparse ? vcount_[j].data() : nullptr;
+    // Children of `o` at level j - 1: an odometer over the outer axes.
+    std::array<int64_t, kMaxRank> lo{}, hi{}, c{};
+    for (int d = 0; d < last; ++d) {
+      lo[d] = o[d] * g_.factors[d];
+      hi[d] = std::min(lo[d] + g_.factors[d], lv_[j - 1].shape[d]);
+      c[d] = lo[d];
+    }
+    bool first = true;
+    for (;;) {
+      if (j == 1) {
+        int64_t off = a0 * g_.in_strides[last];
+        for (int d = 0; d < last; ++d) off += c[d] * g_.in_strides[d];
+        const T* row = in_ + off;
+        const int64_t span = lanes > 1 ? (b0 - a0) * lanes : b0 - a0;
+        const int64_t s = lanes > 1 ? 1 : g_.in_strides[last];
+        if (first) {
+          FoldRow<T, R, kSparse, true>(vert, vcnt, row, span, s);
+        } else {
+          FoldRow<T, R, kSparse, false>(vert, vcnt, row, span, s);
+        }
+      } else {
+        Produce(j - 1, c, a0, b0);
+        const Acc* h = horiz_[j - 1].data();
+        const int64_t n = (b0 - a0) * lanes;
+        if (first) {
+          std::copy(h, h + n, vert);
+          if constexpr (kSparse) std::copy(hcount_[j - 1].data(), hcount_[j - 1].data() + n, vcnt);
+        } else {
+          for (int64_t i = 0; i < n; ++i) vert[i] = R::Combine(vert[i], h[i]);
+          if constexpr (kSparse) {
+            const Count* hc = hcount_[j - 1].data();
+            for (int64_t i = 0; i < n; ++i) vcnt[i] += hc[i];
+          }
+        }
+      }
+      first = false;
+      int d = last - 1;
+      for (; d >= 0; --d) {
+        if (++c[d] < hi[d]) break;
+        c[d] = lo[d];
+      }
+      if (d < 0) break;
+    }
+    Horizontal(j, o, a, b, b0 - a0);
+  }
+
+  // Combines groups of f level-(j-1) accumulators into level j, keeping the
+  // unfinished accumulators in horiz_[j] for level j + 1, and writes level j.
+  void Horizontal(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, int64_t span) {
+    const int last = g_.rank - 1;
+    const LevelGeometry& L = lv_[j];
+    // Input voxels per output along the outer axes (edge blocks are smaller).
+    int64_t outer_voxels = 1, out_off = 0;
+    for (int d = 0; d < last; ++d) {
+      const int64_t start = o[d] * L.block[d];
+      outer_voxels *= std::min(start + L.block[d], g_.in_shape[d]) - start;
+      out_off += o[d] * L.strides[d];
+    }
+    const int64_t n_in = g_.in_shape[last], fb = L.block[last], m = b - a;
+    // Only the last output of a row can cover fewer than f^j input voxels.
+    const bool short_end = b == L.shape[last] && n_in % fb != 0;
+    RowOutputs<R> row{span, short_end ? m - 1 : m, outer_voxels * fb,
+                      outer_voxels * (n_in - (L.shape[last] - 1) * fb), horiz_[j].data(),
+                      kSparse ? hcount_[j].data() : nullptr};
+    T* out = static_cast<T*>(L.data) + out_off + a * L.strides[last];
+    FinishAny<T, R, kSparse>(vert_[j].data(), kSparse ? vcount_[j].data() : nullptr,
+                             g_.factors[last], g_.lanes, row, out, L.strides[last], L.lane_stride,
+                             rounding_);
+  }
+
+  const T* in_;
+  const Geometry& g_;
+  const LevelGeometry* lv_;
+  int k_;
+  Rounding rounding_;
+  std::vector<std::vector<Acc>> vert_, horiz_;
+  std::vector<std::vector<Count>> vcount_, hcount_;
+};
+
+// Work items are (top-level outer row, inner chunk) pairs, row-major.
+template <typename T, typename R, bool kSparse>
+void PyramidKernel(const T* in, const Geometry& g, const LevelGeometry* levels, int num_levels,
+                   int64_t chunk, int64_t item_begin, int64_t item_end, Rounding rounding) {
+  PyramidWorker<T, R, kSparse> worker(in, g, levels, num_levels, chunk, rounding);
+  const int last = g.rank - 1;
+  const int64_t inner = levels[num_levels].shape[last];
+  const int64_t chunks = (inner + chunk - 1) / chunk;
+  for (int64_t item = item_begin; item < item_end; ++item) {
+    const int64_t outer = item / chunks, c = item % chunks;
+    worker.Run(outer, c * chunk, std::min(inner, (c + 1) * chunk));
+  }
+}
+
+}  // namespace MIPMAKER_ISA
+}  // namespace mipmaker

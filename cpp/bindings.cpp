@@ -162,8 +162,11 @@ void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<
       extra.strides[k - 1][a] = d.stride(a);
     }
   }
+  if (method < 0 || method >= kNumMethods) throw std::invalid_argument("unknown `method`");
+  const bool histogram = method == static_cast<int>(Method::kMode) ||
+                         method == static_cast<int>(Method::kMedian);
   if (!Normalize(g, &extra)) return;
-  FoldLanes(g, &extra);
+  if (!histogram) FoldLanes(g, &extra);
   std::vector<LevelGeometry> levels(num_levels + 1);
   for (int j = 0; j <= num_levels; ++j) {
     LevelGeometry& L = levels[j];
@@ -188,14 +191,13 @@ void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<
   const KernelTable& table = ActiveKernelTable();
   const int dt = static_cast<int>(dtype);
   const int tier = table.tier[dt](block, method == static_cast<int>(Method::kMean));
-  if (method < 0 || method >= kNumMethods) throw std::invalid_argument("unknown `method`");
   const PyramidFn fn = table.pyramid[method][dt][sparse ? 1 : 0][tier];
   if (fn == nullptr) throw nb::type_error("no fused pyramid for this method and dtype");
   const int last = g.rank - 1;
   const int64_t chunk = std::max<int64_t>(1, 2048 / (top.block[last] * g.lanes));
   int64_t outer = 1;
   for (int d = 0; d < last; ++d) outer *= top.shape[d];
-  const int64_t items = outer * ((top.shape[last] + chunk - 1) / chunk);
+  const int64_t items = histogram ? outer * top.shape[last] : outer * ((top.shape[last] + chunk - 1) / chunk);
   int64_t in_size = g.lanes;
   for (int d = 0; d < g.rank; ++d) in_size *= g.in_shape[d];
   const void* in = src.data();

@@ -7,6 +7,7 @@
 #include "mipmaker/dispatch.h"
 #include "mipmaker/downsample.h"
 #include "mipmaker/element.h"
+#include "mipmaker/histogram_pyramid.h"
 #include "mipmaker/isa.h"
 #include "mipmaker/pyramid.h"
 #include "mipmaker/reducers.h"
@@ -33,6 +34,11 @@ template <typename T, typename R, bool kSparse>
 void RunPyramid(const void* in, const Geometry& g, const LevelGeometry* levels, int num_levels,
                 int64_t chunk, int64_t b, int64_t e, Rounding r) {
   PyramidKernel<T, R, kSparse>(static_cast<const T*>(in), g, levels, num_levels, chunk, b, e, r);
+}
+template <typename T, bool kMedian, bool kSparse>
+void RunHistogramPyramid(const void* in, const Geometry& g, const LevelGeometry* levels,
+                         int num_levels, int64_t, int64_t b, int64_t e, Rounding) {
+  HistogramPyramidKernel<T, kMedian, kSparse>(static_cast<const T*>(in), g, levels, num_levels, b, e);
 }
 template <typename T, bool kSparse, template <typename> class R>
 void RunGather(const void* in, void* out, const Geometry& g, Rounding, WorkRange w) {
@@ -64,10 +70,14 @@ void FillTier(KernelTable& t, int d) {
   p[mean][d][0][kTier] = RunPyramid<T, MeanReducer<T, kTier>, false>;
   p[mean][d][1][kTier] = RunPyramid<T, MeanReducer<T, kTier>, true>;
   // Gathering methods and stride have no accumulator: one instance serves all tiers.
+  p[mode][d][0][kTier] = RunHistogramPyramid<T, false, false>;
+  p[mode][d][1][kTier] = RunHistogramPyramid<T, false, true>;
   k[mode][d][0][kTier] = RunGather<T, false, ModeReducer>;
   k[mode][d][1][kTier] = RunGather<T, true, ModeReducer>;
   k[stride][d][0][kTier] = RunStride<T>;
   if constexpr (!IsComplex<T>::value) {  // min, max, median need an order
+    p[median][d][0][kTier] = RunHistogramPyramid<T, true, false>;
+    p[median][d][1][kTier] = RunHistogramPyramid<T, true, true>;
     k[median][d][0][kTier] = RunGather<T, false, MedianReducer>;
     k[median][d][1][kTier] = RunGather<T, true, MedianReducer>;
     k[mn][d][0][kTier] = RunExtremum<T, false, false, kTier>;

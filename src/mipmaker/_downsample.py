@@ -21,15 +21,17 @@ def _run(arr, factors, method_index, sparse, rounding, threads, out=None):
     return dst
 
 
-# Methods whose levels the core can fuse into one pass (exact at every level).
-_FUSABLE = (v.METHODS.index("mean"), v.METHODS.index("min"), v.METHODS.index("max"))
+# Methods whose levels the core can fuse into one pass, exact at every level:
+# accumulators for mean, min and max; merged block histograms for mode and median.
+_FUSABLE = tuple(v.METHODS.index(m) for m in ("mean", "min", "max", "mode", "median"))
+_RECURSION_IS_EXACT = (v.METHODS.index("min"), v.METHODS.index("max"))
 _MAX_FUSED = 16  # levels per fused core call (kMaxLevels in types.h)
 
 
 def _levels(arr, factors, num_levels, method_index, sparse, rounding, threads):
     """Levels 1..num_levels, level k the reduction of each factors**k block of `arr`.
 
-    mean, min and max are fused: the input is read once for up to 16 levels.
+    Every method but stride is fused: the input is read once for up to 16 levels.
     """
     if num_levels == 0:
         return []
@@ -162,7 +164,7 @@ def pyramid(
     exact = v.flag(exact, "exact")
     m = v.method(method, arr.dtype, sparse)
     n = v.threads(threads)
-    if exact or m in _FUSABLE[1:]:  # min and max: recursive equals exact
+    if exact or m in _RECURSION_IS_EXACT:
         return _levels(arr, f, levels, m, sparse, v.ROUND_HALF_EVEN, n)
     out = []
     source = arr

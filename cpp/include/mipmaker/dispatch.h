@@ -22,8 +22,9 @@ using DownsampleFn = void (*)(const void* in, void* out, const Geometry& g, Roun
 using TinybrainFn = void (*)(const void* in, void* out, const Geometry& g, TinybrainRule rule,
                              int64_t item_begin, int64_t item_end);
 
-// Fused pyramid of an accumulating method: levels[0] is the input, levels
-// 1..num_levels the outputs; work items as in pyramid.h.
+// Fused pyramid: levels[0] is the input, levels 1..num_levels the outputs;
+// work items as in pyramid.h (mean, min, max) or histogram_pyramid.h (mode,
+// median: one per top-level voxel).
 using PyramidFn = void (*)(const void* in, const Geometry& g, const LevelGeometry* levels,
                            int num_levels, int64_t chunk, int64_t item_begin, int64_t item_end,
                            Rounding rounding);
@@ -33,7 +34,8 @@ struct KernelTable {
   // [method][dtype][sparse][accumulator tier]; nullptr where unsupported
   // (e.g. median of complex).
   DownsampleFn downsample[kNumMethods][kNumDTypes][2][3];
-  // [method][dtype][sparse][tier]; only mean, min and max are filled.
+  // [method][dtype][sparse][tier]: fused accumulators for mean, min and max,
+  // histogram merging for mode and median; none for stride.
   PyramidFn pyramid[kNumMethods][kNumDTypes][2][3];
   // Indexed by log2 of the element size (1..16 bytes).
   TinybrainFn tinybrain[5];

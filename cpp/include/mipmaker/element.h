@@ -99,6 +99,20 @@ inline bool Less(const V& a, const V& b) {
   }
 }
 
+// Mode and median treat -0.0 and 0.0 as one value; returning it as +0.0
+// makes the result independent of which copy a kernel met first.
+template <typename V>
+inline V Canonical(const V& v) {
+  if constexpr (IsComplex<V>::value) {
+    using F = typename V::value_type;
+    return V(v.real() == F(0) ? F(0) : v.real(), v.imag() == F(0) ? F(0) : v.imag());
+  } else if constexpr (std::is_floating_point_v<V>) {
+    return v == V(0) ? V(0) : v;
+  } else {
+    return v;
+  }
+}
+
 template <typename V>
 inline V QuietNan() {
   if constexpr (IsComplex<V>::value) {

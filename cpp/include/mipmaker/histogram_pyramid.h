@@ -165,12 +165,15 @@ class HistogramPyramid {
   // Writes `v` to every level-i voxel inside level-j block `o`.
   void Fill(int i, int j, const std::array<int64_t, kMaxRank>& o, const V& v) {
     const LevelGeometry& L = lv_[i];
-    const T value = Element<T>::Store(v);
+    const T value = Element<T>::Store(Canonical(v));
     std::array<int64_t, kMaxRank> lo{}, hi{}, c{};
     for (int d = 0; d < g_.rank; ++d) {
-      const int64_t per = lv_[j].block[d] / L.block[d];  // level-i voxels per level-j voxel
-      lo[d] = o[d] * per;
-      hi[d] = lo[d] + per;
+      lo[d] = o[d];
+      hi[d] = o[d] + 1;
+      for (int k = j; k > i; --k) {  // descend level by level: blocks clamp at the edge
+        lo[d] *= g_.factors[d];
+        hi[d] = std::min(hi[d] * g_.factors[d], lv_[k - 1].shape[d]);
+      }
       c[d] = lo[d];
     }
     T* base = static_cast<T*>(L.data);
@@ -239,11 +242,11 @@ class HistogramPyramid {
       int64_t seen = 0;
       size_t i = 0;
       while (seen + bins[i].count <= rank) seen += bins[i++].count;
-      *out = Element<T>::Store(bins[i].value);
+      *out = Element<T>::Store(Canonical(bins[i].value));
     } else {
       size_t best = 0;  // strict '>' keeps the smallest of tied values
       for (size_t i = 1; i < n; ++i) best = bins[i].count > bins[best].count ? i : best;
-      *out = Element<T>::Store(bins[best].value);
+      *out = Element<T>::Store(Canonical(bins[best].value));
     }
   }
 

@@ -170,7 +170,7 @@ struct ModeReducer {
           best_count = c;
         }
       }
-      return Element<T>::Store(best);
+      return Element<T>::Store(Canonical(best));
     }
     std::sort(v, v + n, Less<V>);
     V best = v[0];
@@ -184,7 +184,7 @@ struct ModeReducer {
       }
       i = j;
     }
-    return Element<T>::Store(best);
+    return Element<T>::Store(Canonical(best));
   }
 };
 
@@ -195,7 +195,7 @@ struct MedianReducer {
   static T Reduce(V* v, int64_t n) {
     const int64_t k = (n - 1) / 2;
     std::nth_element(v, v + k, v + n, Less<V>);
-    return Element<T>::Store(v[k]);
+    return Element<T>::Store(Canonical(v[k]));
   }
 };
 

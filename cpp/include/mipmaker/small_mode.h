@@ -52,7 +52,7 @@ inline void SmallModeBlocksScalar(const typename Element<T>::Value* v, int64_t m
     } else if constexpr (kSparse) {
       best = best_count == 0 ? V(0) : best;
     }
-    out[i * os] = Element<T>::Store(best);
+    out[i * os] = Element<T>::Store(Canonical(best));
   }
 }
 

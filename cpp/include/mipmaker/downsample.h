@@ -118,6 +118,55 @@ inline int ShiftFor(int64_t count) {
   return 0;
 }
 
+// The hot loop of the horizontal pass: whole groups of f accumulators with
+// the same voxel count, finished without a per-output division where the
+// count allows (integer means: a shift; float means: an exact reciprocal).
+template <typename T, typename R, bool kSparse, int kF, bool kKeep>
+inline void FinishWholeGroups(const typename R::Acc* acc, int64_t f_rt, int64_t n, int64_t count,
+                              typename R::Acc* keep, T* out, int64_t os, Rounding rounding) {
+  using V = typename Element<T>::Value;
+  using Acc = typename R::Acc;
+  const int64_t f = kF > 0 ? kF : f_rt;
+  auto group = [&](int64_t o) {
+    Acc a = acc[o * f];
+    for (int64_t j = 1; j < f; ++j) a = R::Combine(a, acc[o * f + j]);
+    if constexpr (kKeep) keep[o] = a;
+    return a;
+  };
+  const bool pow2 = count > 0 && (count & (count - 1)) == 0;
+  if constexpr (!R::kIsMean) {
+    for (int64_t o = 0; o < n; ++o) out[o * os] = R::Finish(group(o), count, rounding);
+  } else if constexpr (std::is_integral_v<V>) {
+    if (pow2 && count > 1) {
+      const int shift = __builtin_ctzll(static_cast<uint64_t>(count));
+      auto loop = [&](auto truncate) {
+        constexpr bool kTruncate = decltype(truncate)::value;
+        if (os == 1) {
+          for (int64_t o = 0; o < n; ++o) out[o] = R::template ShiftRound<kTruncate>(group(o), shift);
+        } else {
+          for (int64_t o = 0; o < n; ++o) out[o * os] = R::template ShiftRound<kTruncate>(group(o), shift);
+        }
+      };
+      if (rounding == Rounding::kTruncate) {
+        loop(std::true_type{});
+      } else {
+        loop(std::false_type{});
+      }
+      return;
+    }
+    for (int64_t o = 0; o < n; ++o) out[o * os] = R::Finish(group(o), count, rounding);
+  } else if constexpr (std::is_floating_point_v<V> && !std::is_same_v<T, Half>) {
+    if (pow2) {  // x / 2^k == x * 2^-k exactly
+      const double inv = 1.0 / static_cast<double>(count);
+      for (int64_t o = 0; o < n; ++o) out[o * os] = static_cast<T>(group(o) * inv);
+      return;
+    }
+    for (int64_t o = 0; o < n; ++o) out[o * os] = R::Finish(group(o), count, rounding);
+  } else {
+    for (int64_t o = 0; o < n; ++o) out[o * os] = R::Finish(group(o), count, rounding);
+  }
+}
+
 // Horizontal pass: combines groups of f row accumulators into outputs and
 // finishes them. kF > 0 makes the factor a compile-time constant.
 template <typename T, typename R, bool kSparse, int kF>
@@ -127,28 +176,17 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
   using Acc = typename R::Acc;
   const int64_t f = kF > 0 ? kF : f_rt;
   const int64_t m = (row.span + f - 1) / f;
-  auto finish = [&](int64_t o, Acc a, int64_t c) {
-    if (row.keep) row.keep[o] = a;
-    if constexpr (kSparse) {
-      if (row.keep_count) row.keep_count[o] = static_cast<typename R::Count>(c);
-      out[o * os] = c == 0 ? Element<T>::Store(V(0)) : R::Finish(a, c, rounding);
-    } else {
-      out[o * os] = R::Finish(a, c, rounding);
-    }
-  };
   int64_t o = 0;
-  if (const int shift = ShiftFor<T, R, kSparse>(row.full_count)) {
-    if constexpr (std::is_integral_v<V> && R::kIsMean) {
-      // Whole groups only: a block clamped by the volume edge can hold a
-      // full count in fewer than f accumulators.
-      const int64_t whole = std::min(row.full, row.span / f);
-      for (; o < whole; ++o) {  // the hot loop: no division, vectorisable
-        Acc a = acc[o * f];
-        for (int64_t j = 1; j < f; ++j) a += acc[o * f + j];
-        if (row.keep) row.keep[o] = a;
-        out[o * os] = R::FinishShift(a, shift, rounding);
-      }
+  if constexpr (!kSparse) {
+    // Whole groups only: a block clamped by the volume edge can hold a full
+    // count in fewer than f accumulators.
+    const int64_t whole = std::min(row.full, row.span / f);
+    if (row.keep) {
+      FinishWholeGroups<T, R, kSparse, kF, true>(acc, f, whole, row.full_count, row.keep, out, os, rounding);
+    } else {
+      FinishWholeGroups<T, R, kSparse, kF, false>(acc, f, whole, row.full_count, nullptr, out, os, rounding);
     }
+    o = whole;
   }
   for (; o < m; ++o) {
     const int64_t len = std::min(f, row.span - o * f);
@@ -159,8 +197,13 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
       a = R::Combine(a, acc[o * f + j]);
       if constexpr (kSparse) c += count[o * f + j];
     }
-    if constexpr (!kSparse) c = o < row.full ? row.full_count : row.tail_count;
-    finish(o, a, c);
+    if (row.keep) row.keep[o] = a;
+    if constexpr (kSparse) {
+      if (row.keep_count) row.keep_count[o] = static_cast<typename R::Count>(c);
+      out[o * os] = c == 0 ? Element<T>::Store(V(0)) : R::Finish(a, c, rounding);
+    } else {
+      out[o * os] = R::Finish(a, o < row.full ? row.full_count : row.tail_count, rounding);
+    }
   }
 }
 
@@ -196,10 +239,20 @@ inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64
       const int64_t block = o < row.full ? row.full_count : row.tail_count;
       if constexpr (std::is_integral_v<V> && R::kIsMean) {
         if (const int shift = ShiftFor<T, R, kSparse>(block)) {
-          if (ls == 1) {
-            for (int64_t l = 0; l < lanes; ++l) q[l] = R::FinishShift(a[l], shift, rounding);
+          auto loop = [&](auto truncate) {
+            constexpr bool kTruncate = decltype(truncate)::value;
+            if (ls == 1) {
+              for (int64_t l = 0; l < lanes; ++l) q[l] = R::template ShiftRound<kTruncate>(a[l], shift);
+            } else {
+              for (int64_t l = 0; l < lanes; ++l) {
+                q[l * ls] = R::template ShiftRound<kTruncate>(a[l], shift);
+              }
+            }
+          };
+          if (rounding == Rounding::kTruncate) {
+            loop(std::true_type{});
           } else {
-            for (int64_t l = 0; l < lanes; ++l) q[l * ls] = R::FinishShift(a[l], shift, rounding);
+            loop(std::false_type{});
           }
           continue;
         }

@@ -57,7 +57,8 @@ inline int AccumulatorTier(int64_t block, bool mean) {
         if constexpr (sizeof(A) == 16) {
           return true;
         } else {
-          return max_abs * block <= static_cast<long double>(std::numeric_limits<A>::max());
+          // +1: headroom for the rounding addend of ShiftRound.
+          return (max_abs + 1) * block <= static_cast<long double>(std::numeric_limits<A>::max());
         }
       };
       if (fits(typename IntMeanAcc<V, 0>::type{}) && fits_u32) return 0;
@@ -87,18 +88,19 @@ struct MeanReducer {
       return a + static_cast<Acc>(v);
     }
   }
-  // Division by 2^shift (shift >= 1), branch-free so loops over it vectorise.
-  static T FinishShift(Acc sum, int shift, Rounding rounding) {
-    const Acc mask = (Acc(1) << shift) - 1;
-    if (rounding == Rounding::kTruncate) {
-      if constexpr (std::is_signed_v<Acc>) sum += (sum < 0) ? mask : Acc(0);
+  // Division by 2^shift (shift >= 1) without branches, so loops over it
+  // vectorise. Half to even: adding half - 1 + (q & 1) before the floor
+  // shift rounds up exactly when the remainder is above half, or equal to it
+  // with q odd (AccumulatorTier leaves headroom for the addend).
+  template <bool kTruncate>
+  static T ShiftRound(Acc sum, int shift) {
+    if constexpr (kTruncate) {
+      if constexpr (std::is_signed_v<Acc>) sum += (sum < 0) ? ((Acc(1) << shift) - 1) : Acc(0);
       return Element<T>::Store(static_cast<V>(sum >> shift));
+    } else {
+      const Acc half = Acc(1) << (shift - 1);
+      return Element<T>::Store(static_cast<V>((sum + half - 1 + ((sum >> shift) & 1)) >> shift));
     }
-    const Acc q = sum >> shift;  // floor, also for negative sums
-    const Acc r = sum & mask;
-    const Acc half = Acc(1) << (shift - 1);
-    const Acc up = (r > half) | ((r == half) & (q & 1));
-    return Element<T>::Store(static_cast<V>(q + up));
   }
   static T Finish(Acc sum, int64_t count, Rounding rounding) {
     if constexpr (std::is_integral_v<V>) {

@@ -74,18 +74,48 @@ inline U ApplyRule(TinybrainRule rule, const U* p, const int64_t (&off)[8]) {
 }
 
 // Runs `rule` along one line of outputs: `count` outputs whose blocks start
-// `step` elements apart, with the block's voxels at offsets `off`.
+// kStep (or `step` when kStep is 0) elements apart, with the block's voxels
+// at offsets `off`.
+template <typename U, TinybrainRule kRule, int kStep>
+inline void RuleLineStep(const U* p, int64_t step_rt, const int64_t (&off_rt)[8], U* q, int64_t os,
+                         int64_t count) {
+  const int64_t step = kStep > 0 ? kStep : step_rt;
+  const int64_t (&off)[8] = off_rt;
+  constexpr int kN = (kRule == TinybrainRule::kCount2x2x2 || kRule == TinybrainRule::kSparseCount2x2x2) ? 8 : 4;
+  auto uniform = [&](const U* b) {
+    bool same = true;
+    for (int t = 1; t < kN; ++t) same &= b[off[t]] == b[off[0]];
+    return same;
+  };
+  // Segmentations are mostly uniform blocks, random labels almost never: a
+  // sample at the start of the line picks a branchy loop with a uniform
+  // shortcut (well predicted on labels) or the branch-free vectorised one.
+  const int64_t sample = std::min<int64_t>(count, 16);
+  int64_t uniform_seen = 0;
+  for (int64_t i = 0; i < sample; ++i) uniform_seen += uniform(p + i * step);
+  if (uniform_seen * 8 >= sample * 7) {
+    for (int64_t i = 0; i < count; ++i) {
+      const U* b = p + i * step;
+      q[i * os] = uniform(b) ? b[off[0]] : ApplyRule<U>(kRule, b, off);
+    }
+  } else if (os == 1) {
+    for (int64_t i = 0; i < count; ++i) q[i] = ApplyRule<U>(kRule, p + i * step, off);
+  } else {
+    for (int64_t i = 0; i < count; ++i) q[i * os] = ApplyRule<U>(kRule, p + i * step, off);
+  }
+}
+
 template <typename U, TinybrainRule kRule>
 inline void RuleLine(const U* p, int64_t step, const int64_t (&off)[8], U* q, int64_t os,
                      int64_t count) {
-  // Constant strides let the compiler vectorise: unit steps (C order, the
-  // line runs along a kept axis) and steps of 2 (Fortran order, along x).
-  if (step == 1 && os == 1) {
-    for (int64_t i = 0; i < count; ++i) q[i] = ApplyRule<U>(kRule, p + i, off);
-  } else if (step == 2 && os == 1) {
-    for (int64_t i = 0; i < count; ++i) q[i] = ApplyRule<U>(kRule, p + 2 * i, off);
+  // Constant strides let the compiler vectorise: unit steps (the line runs
+  // along a kept axis) and steps of 2 (along a unit-stride block axis).
+  if (step == 1) {
+    RuleLineStep<U, kRule, 1>(p, step, off, q, os, count);
+  } else if (step == 2) {
+    RuleLineStep<U, kRule, 2>(p, step, off, q, os, count);
   } else {
-    for (int64_t i = 0; i < count; ++i) q[i * os] = ApplyRule<U>(kRule, p + i * step, off);
+    RuleLineStep<U, kRule, 0>(p, step, off, q, os, count);
   }
 }
 

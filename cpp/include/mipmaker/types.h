@@ -55,7 +55,6 @@ struct Geometry {
     return n;
   }
   int64_t InnerCount() const { return rank ? out_shape[rank - 1] : 1; }
-  int64_t OutputSize() const { return OuterCount() * InnerCount(); }
   // Voxels of the largest (interior) block; bounds accumulator widths.
   int64_t BlockSize() const {
     int64_t n = 1;

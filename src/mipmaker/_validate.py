@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 MAX_RANK = 8
+MAX_THREADS = 2**31 - 1  # the core's `int threads`
 
 # Index order is the C++ DType enum (cpp/include/mipmaker/types.h).
 DTYPES = (
@@ -71,7 +72,25 @@ def image(value, name="image"):
             f"`{name}` has strides {arr.strides} that are not multiples of its item size "
             f"({arr.itemsize} bytes); such views are not supported"
         )
+    _check_aligned(arr, name)
     return arr
+
+
+def _check_aligned(arr, name):
+    """Reject data the kernels cannot address as their element type.
+
+    Reading a float through a pointer that is not a multiple of 4 is undefined
+    behaviour in C++ (vectorised code may fault, UBSan reports it), and the
+    tinybrain rules read complex64 as 8-byte integers, a stricter alignment
+    than NumPy's. Copying instead would silently duplicate a memory-mapped
+    volume, so this is an error with the fix in the message.
+    """
+    align = min(arr.itemsize, 8)
+    if align > 1 and arr.size and (not arr.flags.aligned or arr.ctypes.data % align):
+        raise ValueError(
+            f"`{name}` is not aligned: its data starts at an address that is not a multiple of "
+            f"{align} bytes, as {arr.dtype} elements need; pass an aligned copy, `{name}.copy()`"
+        )
 
 
 def factors(value, ndim, name="factors", allow_extra_ones=False):
@@ -163,7 +182,7 @@ def threads(value):
                 n = 0
             if n < 1:
                 raise ValueError(f"environment variable MIPMAKER_NUM_THREADS must be a positive integer, got {env!r}")
-            return n
+            return min(n, MAX_THREADS)
         try:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # not on Linux
@@ -173,7 +192,9 @@ def threads(value):
     value = operator.index(value)
     if value < 1:
         raise ValueError(f"`threads` must be None or a positive integer, got {value}")
-    return value
+    # The core takes a C int and never starts more threads than it has work
+    # for, so a larger request means the same as the largest int.
+    return min(value, MAX_THREADS)
 
 
 def output_shape(shape, factors_):
@@ -206,6 +227,7 @@ def out_array(out, arr, shape):
         raise ValueError("`out` is read-only")
     if any(s % out.itemsize for s in out.strides):
         raise ValueError(f"`out` has strides {out.strides} that are not multiples of its item size")
+    _check_aligned(out, "out")
     if out.size and arr.size and np.may_share_memory(out, arr):
         raise ValueError("`out` must not overlap `image`")
     return out

@@ -68,7 +68,14 @@ class BuildState:
         dest = self.build.dest
         existing = dest.read_json(RECORD)
         if existing is None:
-            if dest.exists():
+            if self.build.config.in_place:
+                scales = (dest.read_json("info") or {}).get("scales", [])
+                if len(scales) > 1:
+                    raise ValueError(
+                        f"{dest.text} already has {len(scales)} scales; adding levels in place needs a layer "
+                        "with level 0 only (or write a new destination)"
+                    )
+            elif dest.exists():
                 raise ValueError(
                     f"{dest.text} exists and is not a mipmaker build; refusing to write into it "
                     "(choose a new destination or delete it)"
@@ -99,6 +106,8 @@ class BuildState:
         return todo
 
     def mark_done(self, pass_index, box_index):
+        # The box's chunks reach the disk before its marker can (power loss).
+        self.build.dest.sync()
         self.build.dest.write(f"{DONE}{pass_index}-{box_index}", b"")
 
     def finish(self):

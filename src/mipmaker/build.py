@@ -93,6 +93,7 @@ class BuildConfig:
     unit: str
     offset: tuple
     axes: str | None = None
+    in_place: bool = False  # levels added to the source (precomputed), level 0 not copied
     extra: dict = field(default_factory=dict)
 
     def to_json(self):
@@ -124,6 +125,7 @@ class Build:
                 self.dest, self.plan.levels, channels=c.channels, dtype=c.dtype, resolution=c.resolution,
                 translation=c.translation, unit=c.unit, offset=c.offset, provenance=self.provenance(),
                 labels=c.labels, compression=c.compression, encoding=c.encoding, sharded=c.shard is not None,
+                **({"in_place": True} if c.in_place else {}),
             )
         return self._writer
 
@@ -175,7 +177,21 @@ def _reduce(block, ratios, method, sparse, threads):
 
 
 def _configure(source, src, fmt, levels, factor, resolution, method, sparse, labels, chunk, shard,
-               compression, encoding, axes):
+               compression, encoding, axes, in_place):
+    if in_place:
+        if source.kind != "precomputed":
+            raise ValueError(
+                f"`dest` equals `source`, which adds levels in place: only precomputed sources allow that "
+                f"(this one is {source.kind}); give a new destination"
+            )
+        fmt = fmt or "precomputed"
+        if fmt != "precomputed":
+            raise ValueError(f"`format` must be precomputed to add levels to a precomputed source, got {fmt!r}")
+        if encoding is None:
+            encoding = source.encoding if source.encoding in ("raw", "compressed_segmentation") else "raw"
+        if resolution is not None:
+            raise ValueError("`resolution` comes from the source's info when adding levels in place")
+    fmt = fmt or "ome-zarr"
     if fmt not in FORMATS:
         raise ValueError(f"`format` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     dtype = np.dtype(source.dtype)
@@ -220,6 +236,7 @@ def _configure(source, src, fmt, levels, factor, resolution, method, sparse, lab
         method=method, sparse=bool(sparse), labels=bool(labels), factors=[tuple(f) for f in factors],
         chunk=chunk, shard=shard, compression=compression, encoding=encoding, resolution=tuple(res),
         translation=tuple(float(t) for t in translation), unit=source.unit, offset=tuple(source.offset), axes=axes,
+        in_place=bool(in_place), extra={"base_chunk": list(source.read_unit)} if in_place else {},
     )
 
 
@@ -255,17 +272,20 @@ def _default_shard(chunk, voxel_bytes):
 
 def _levels_for(config):
     chunks = config.chunk
+    if config.in_place:  # level 0 keeps the source's own chunks
+        chunks = [tuple(config.extra["base_chunk"])] + [config.chunk] * len(config.factors)
     levels = make_levels(config.shape, config.factors, chunks)
     if config.shard is None:
         return levels
     if config.format == "precomputed":
-        units = [precomputed_write_unit(lv.shape, lv.chunk, config.shard) for lv in levels]
+        units = [precomputed_write_unit(lv.shape, lv.chunk, tuple(max(s, c) for s, c in zip(config.shard, lv.chunk)))
+                 for lv in levels]
     else:
         units = [config.shard] * len(levels)
     return make_levels(config.shape, config.factors, chunks, units)
 
 
-def build(source, dest, *, format="ome-zarr", levels=None, factor=None, resolution=None, method="auto",
+def build(source, dest, *, format=None, levels=None, factor=None, resolution=None, method="auto",
           sparse=False, labels=None, chunk=(128, 128, 64), shard="auto", compression="zstd", encoding=None,
           axes=None, memory=None, workers=None, dry_run=False, progress=True, client=None):
     """Build a multiscale pyramid of the volume at `source` into `dest`.
@@ -285,8 +305,12 @@ def build(source, dest, *, format="ome-zarr", levels=None, factor=None, resoluti
         N5 or Neuroglancer precomputed; a path or a tensorstore URL
         (``file://``, ``gs://``, ``s3://``, optionally behind ``precomputed://``).
     dest : str or os.PathLike
-        A new (or empty) folder or URL, or an unfinished build of the same call.
-    format : {"ome-zarr", "ome-zarr-0.4", "precomputed"}
+        A new (or empty) folder or URL, or an unfinished build of the same
+        call. When it is the `source` itself (precomputed only), the levels
+        are added to the source's ``info`` next to its level 0, which is not
+        copied (what igneous does).
+    format : {"ome-zarr", "ome-zarr-0.4", "precomputed"}, optional
+        Default: ome-zarr; precomputed when `dest` is the source (in place).
     levels : int, optional
         Levels above 0 (default: until the top level fits in one chunk).
     factor : (3,) ints, optional
@@ -341,16 +365,19 @@ def build(source, dest, *, format="ome-zarr", levels=None, factor=None, resoluti
     workers = v.count(workers, "workers", minimum=1) if workers is not None else (os.cpu_count() or 1)
     memory = parse_memory(memory) if memory is not None else default_memory()
     dest_loc = Location(dest)
-    if dest_loc.local is not None and Location(src).local is not None:
-        if os.path.realpath(dest_loc.local) == os.path.realpath(Location(src).local):
-            raise ValueError("`dest` must differ from `source` (the build writes a new pyramid)")
+    src_loc = Location(src)
+    if dest_loc.local is not None and src_loc.local is not None:
+        in_place = os.path.realpath(dest_loc.local) == os.path.realpath(src_loc.local)
+    else:
+        in_place = dest_loc.url == src_loc.url
     source_obj = open_source(src, axes=axes)
     config = _configure(source_obj, src, format, levels, factor, resolution, method, sparse, labels, chunk,
-                        shard, compression, encoding, axes)
+                        shard, compression, encoding, axes, in_place)
     level_list = _levels_for(config)
     plan = make_plan(
         level_list, channels=config.channels, itemsize=np.dtype(config.dtype).itemsize, memory=memory,
         workers=workers, read_unit=source_obj.read_unit, read_overhead=getattr(source_obj, "plane_bytes", 0),
+        copy_base=not config.in_place,
     )
     b = Build(config, dest_loc, plan)
     b._source = source_obj

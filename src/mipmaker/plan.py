@@ -259,7 +259,8 @@ def _per_level(value, n, name):
     return [tuple(v) for v in value]
 
 
-def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=None, read_overhead=0):
+def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=None, read_overhead=0,
+              copy_base=True):
     """Split a pyramid build into passes of boxes that fit `memory`.
 
     Parameters
@@ -278,6 +279,9 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
         to cover it first.
     read_overhead : int
         Extra bytes a task holds while reading (a decoded plane).
+    copy_base : bool
+        Whether the first pass writes level 0 (False when the levels are
+        added to the source itself).
 
     Returns
     -------
@@ -297,8 +301,10 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
     passes = []
     base = 0
     top = len(levels) - 1
+    if top == 0 and not copy_base:
+        raise ValueError("`levels` must be at least 1 when level 0 is not copied")
     while not passes or base < top:
-        write_base = not passes
+        write_base = copy_base and not passes
         chosen = None
         for share in (memory // workers, memory):
             for t in range(top, base, -1):

@@ -98,6 +98,11 @@ class Location:
             keys = self.kv.list().result()
         return [k.decode() for k in keys]
 
+    def sync(self):
+        """Make what was written here durable (local disks; object stores are durable on write)."""
+        if self.local is not None:
+            os.sync()
+
     def exists(self):
         """True when something is stored here (a file, or a non-empty folder)."""
         if self.local is not None:

@@ -42,6 +42,7 @@ class ChunkedSource(Source):
             self.resolution = tuple(float(r) for r in scale["resolution"])
             self.offset = tuple(int(o) for o in scale.get("voxel_offset", (0, 0, 0)))
             self.read_unit = tuple(scale["chunk_sizes"][0])
+            self.encoding = scale.get("encoding", "raw")
             storage_axes = "xyzc"
         elif kind in ("ome-zarr", "ome-zarr-0.4"):
             ms, version, attrs = ngff_multiscale(loc)
@@ -87,8 +88,20 @@ class ChunkedSource(Source):
 
     def read(self, start, stop):
         box = _storage_box(self.axes, self._storage_shape, start, stop)
-        arr = self._store[tuple(slice(lo, hi) for lo, hi in box)].read().result()
+        arr = self._store[tuple(slice(lo, hi) for lo, hi in box)].read(order=storage_order(self._store)).result()
         return _view_xyzc(np.asarray(arr), self.axes)
+
+
+def storage_order(store):
+    """"F" when chunks are stored with the first axis fastest (precomputed, N5), else "C".
+
+    Reading into the stored order is a copy per chunk; the other order is a
+    transpose per chunk, several times slower. The core reads both alike.
+    """
+    inner = store.chunk_layout.inner_order
+    if inner is not None and len(inner) > 1 and list(inner) == list(range(len(inner)))[::-1]:
+        return "F"
+    return "C"
 
 
 def _ngff_letter(axis):

@@ -12,9 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
+from .chunked import storage_order
 from .sharding import precomputed_sharding
 
 __all__ = ["WRITERS", "Writer", "OmeZarrWriter", "PrecomputedWriter"]
+
+# No fsync per chunk file (it costs more than the build's own work on a local
+# disk); a box's files are synced once, before it is marked done (`Location.sync`).
+CONTEXT = {"file_io_sync": False}
 
 ZARR3_COMPRESSION = {
     "none": [],
@@ -65,7 +70,8 @@ class Writer:
 
     def read(self, level, start, stop):
         """Voxels ``start:stop`` of a written level as (x, y, z, c)."""
-        arr = np.asarray(self.store(level)[self._index(start, stop)].read().result())
+        store = self.store(level)
+        arr = np.asarray(store[self._index(start, stop)].read(order=storage_order(store)).result())
         return self._from_storage(arr)
 
 
@@ -120,7 +126,7 @@ class OmeZarrWriter(Writer):
 
     def _open_spec(self, level):
         driver = "zarr3" if self.version == "0.5" else "zarr"
-        return {"driver": driver, "kvstore": self.loc.kvstore(str(level))}
+        return {"driver": driver, "kvstore": self.loc.kvstore(str(level)), "context": CONTEXT}
 
     def multiscales(self):
         res, unit = self.resolution, self.unit
@@ -172,14 +178,23 @@ class OmeZarrWriter(Writer):
             self.loc.write_json(".zattrs", {"multiscales": [self.multiscales()]})
         driver = "zarr3" if self.version == "0.5" else "zarr"
         for lv in self.levels:
-            spec = {"driver": driver, "kvstore": self.loc.kvstore(str(lv.index)), "metadata": self._array_metadata(lv)}
+            spec = {"driver": driver, "kvstore": self.loc.kvstore(str(lv.index)), "metadata": self._array_metadata(lv),
+                    "context": CONTEXT}
             self._stores[lv.index] = ts.open(spec, create=True, open=True, read=True, write=True).result()
 
 
 class PrecomputedWriter(Writer):
-    """Neuroglancer precomputed: raw or compressed_segmentation, sharded or not, x, y, z, c."""
+    """Neuroglancer precomputed: raw or compressed_segmentation, sharded or not, x, y, z, c.
+
+    With `in_place`, the destination is the source layer: its ``info`` keeps
+    every key and scale 0 as they are, and the new levels become scales 1..N.
+    """
 
     kind = "precomputed"
+
+    def __init__(self, loc, levels, *, in_place=False, **kw):
+        super().__init__(loc, levels, **kw)
+        self.in_place = in_place
 
     def _index(self, start, stop):
         # Stores are opened translated to origin 0 (see `store`).
@@ -218,6 +233,14 @@ class PrecomputedWriter(Writer):
             if self.sharded:
                 scale["sharding"] = precomputed_sharding(lv.shape, lv.chunk, lv.write_unit)
             scales.append(scale)
+        if self.in_place:
+            info = self.loc.read_json("info")
+            if not isinstance(info, dict) or not info.get("scales"):
+                raise ValueError(f"{self.loc.text}: `info` has no scales")
+            keys = [s["key"] for s in scales[1:]]
+            if len(set(keys)) != len(keys) or info["scales"][0]["key"] in keys:
+                raise ValueError(f"scale keys {keys} collide; give integer resolutions that differ per level")
+            return {**info, "scales": info["scales"][:1] + scales[1:], "mipmaker": self.provenance}
         return {
             "@type": "neuroglancer_multiscale_volume",
             "type": "segmentation" if self.labels else "image",
@@ -228,7 +251,7 @@ class PrecomputedWriter(Writer):
         }
 
     def _open_spec(self, level):
-        return {"driver": "neuroglancer_precomputed", "kvstore": self.loc.kvstore(),
+        return {"driver": "neuroglancer_precomputed", "kvstore": self.loc.kvstore(), "context": CONTEXT,
                 "scale_metadata": {"key": self.scale_key(self.levels[level])}}
 
     def store(self, level):

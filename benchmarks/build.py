@@ -107,20 +107,23 @@ def reset_igneous(path):
 
 
 def child(job, tool, src, dest, workers, memory):
-    """One timed run (in its own process): build, then sync."""
+    """One timed run (in its own process): build, then sync. Imports are not timed
+    (igneous takes seconds to import, mipmaker a third of one)."""
     _, dtype, factor, levels, _, _ = JOBS[job]
-    t0 = time.perf_counter()
     if tool in ("mipmaker", "mipmaker-copy"):
         import mipmaker.build
 
         # "mipmaker" adds the levels to the source layer, as igneous does;
         # "mipmaker-copy" writes a new layer, level 0 included.
-        mipmaker.build.build(src, src if tool == "mipmaker" else dest, format="precomputed", factor=factor, levels=levels, chunk=CHUNK,
-                             shard=None, encoding="raw", memory=memory, workers=workers, progress=False)
+        t0 = time.perf_counter()
+        mipmaker.build.build(src, src if tool == "mipmaker" else dest, format="precomputed", factor=factor,
+                             levels=levels, chunk=CHUNK, shard=None, encoding="raw", memory=memory,
+                             workers=workers, progress=False)
     elif tool == "igneous":
         import igneous.task_creation as tc
         from taskqueue import LocalTaskQueue
 
+        t0 = time.perf_counter()
         tasks = tc.create_downsampling_tasks(f"file://{src}", mip=0, num_mips=levels, factor=factor,
                                              chunk_size=CHUNK, encoding="raw", compress=False)
         tq = LocalTaskQueue(parallel=workers, progress=False)
@@ -129,7 +132,14 @@ def child(job, tool, src, dest, workers, memory):
     else:
         raise ValueError(tool)
     os.sync()
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    seconds = time.perf_counter() - t0
+    import resource
+
+    # VmHWM is this process's own peak (ru_maxrss would carry the parent's over
+    # fork and exec); igneous's worker processes report through RUSAGE_CHILDREN.
+    hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    rss = max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(json.dumps({"seconds": seconds, "rss": rss * 1024}))
 
 
 def drop_caches():
@@ -145,12 +155,11 @@ def run(job, tool, src, dest, workers, memory):
     cold = drop_caches()
     cmd = [sys.executable, __file__, "--child", job, tool, str(src), str(dest), str(workers), str(memory)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if status != 0:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
         raise RuntimeError(f"{tool} {job} failed:\n{err[-3000:]}")
-    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
-    return {"seconds": seconds, "rss": usage.ru_maxrss * 1024, "cold": cold}
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "cold": cold}
 
 
 def main(argv=None):

@@ -111,6 +111,14 @@ class Build:
         self._source = None
         self._writer = None
 
+    def __getstate__(self):
+        # What a dask task carries: config, destination and plan (a few KiB); the
+        # source and writer hold open stores and reopen lazily where it runs.
+        return dict(self.__dict__, _source=None, _writer=None)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     @property
     def source(self):
         if self._source is None:
@@ -220,8 +228,10 @@ def _configure(source, src, fmt, levels, factor, resolution, method, sparse, lab
         raise ValueError("`encoding` applies to precomputed output; use `compression` for OME-Zarr")
     if fmt == "precomputed" and compression not in ("none", "zstd"):
         raise ValueError("`compression` applies to OME-Zarr output; precomputed takes `encoding`")
+    extra = {"base_chunk": list(source.read_unit)} if in_place else {}
     if shard == "auto":
         shard = _default_shard(chunk, source.channels * dtype.itemsize) if fmt == "ome-zarr" else None
+        extra["shard_per_level"] = shard is not None
     elif shard in (None, "none"):
         shard = None
     else:
@@ -236,7 +246,7 @@ def _configure(source, src, fmt, levels, factor, resolution, method, sparse, lab
         method=method, sparse=bool(sparse), labels=bool(labels), factors=[tuple(f) for f in factors],
         chunk=chunk, shard=shard, compression=compression, encoding=encoding, resolution=tuple(res),
         translation=tuple(float(t) for t in translation), unit=source.unit, offset=tuple(source.offset), axes=axes,
-        in_place=bool(in_place), extra={"base_chunk": list(source.read_unit)} if in_place else {},
+        in_place=bool(in_place), extra=extra,
     )
 
 
@@ -282,6 +292,14 @@ def _levels_for(config):
                  for lv in levels]
     else:
         units = [config.shard] * len(levels)
+    if config.extra.get("shard_per_level"):
+        # Default shards shrink with the level (never below a chunk) so each
+        # covers about the same level-0 region: one box can then make many
+        # levels within the memory budget.
+        units = [
+            tuple(max(c, (s // f) // c * c) for s, f, c in zip(config.shard, lv.factor, lv.chunk))
+            for lv in levels
+        ]
     return make_levels(config.shape, config.factors, chunks, units)
 
 

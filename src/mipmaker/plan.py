@@ -25,6 +25,8 @@ __all__ = ["Level", "Pass", "Plan", "make_levels", "make_plan", "auto_factors", 
 
 # Bytes a task holds beyond its arrays: codec buffers, the core's tiles.
 TASK_OVERHEAD = 16 << 20
+# What writers hold in copies at once: two 64 MiB slabs.
+WRITE_COPY_BYTES = 128 << 20
 # Boxes stop growing here: bigger boxes only lengthen the tail of a build.
 MAX_BOX_BYTES = 512 << 20
 
@@ -189,7 +191,7 @@ class Plan:
         for lv in self.levels:
             lines.append(
                 f"{lv.index:>5}  {_xyz(lv.shape):<22} {_xyz(lv.factor):<11} {_xyz(lv.chunk):<14} "
-                f"{_xyz(lv.write_unit):<14} {made.get(lv.index, '?')}"
+                f"{_xyz(lv.write_unit):<14} {made.get(lv.index, 'the source (levels added in place)')}"
             )
         lines.append("")
         for n, p in enumerate(self.passes):
@@ -290,9 +292,12 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
     Examples
     --------
     >>> lv = make_levels((1024, 1024, 64), [(2, 2, 1)] * 4, (128, 128, 64))
-    >>> plan = make_plan(lv, memory=256 << 20, workers=2)
+    >>> plan = make_plan(lv, memory=256 << 20, workers=1)
     >>> [p.levels for p in plan.passes], plan.passes[0].box
-    ((0, 1, 2, 3), (1024, 1024, 64))
+    ([(0, 1, 2, 3, 4)], (1024, 1024, 64))
+    >>> plan = make_plan(lv, memory=256 << 20, workers=2)  # 128 MiB per task: two passes
+    >>> [p.levels for p in plan.passes], plan.passes[0].box
+    ([(0, 1, 2), (3, 4)], (512, 512, 64))
     """
     if memory <= 0:
         raise ValueError(f"`memory` must be positive, got {memory}")
@@ -355,15 +360,17 @@ def _min_box(levels, base, top, write_base):
 
 def _task_memory(levels, base, top, box, write_base, voxel_bytes, read_overhead):
     """Estimated bytes one task holds: the box read, its levels, their write buffers."""
+    del write_base  # level 0 is written in slabs like the other levels
     bf = levels[base].factor
     box_bytes = int(np.prod(box, dtype=np.int64)) * voxel_bytes
     out_bytes = 0
     for k in range(base + 1, top + 1):
         r = [f // b for f, b in zip(levels[k].factor, bf)]
         out_bytes += int(np.prod([_ceil_div(b, x) for b, x in zip(box, r)], dtype=np.int64)) * voxel_bytes
-    # The box is held once as read and once more when level 0 is written; each
-    # level is held as computed and as the copy the writer encodes from.
-    return box_bytes * (2 if write_base else 1) + 2 * out_bytes + TASK_OVERHEAD + read_overhead
+    # Measured (benchmarks/build_memory.py, tensorstore 0.1.86): reading a box
+    # peaks at about 1.25x its size (chunk buffers in flight); levels likewise;
+    # writers copy at most one slab (WRITE_SLAB_BYTES) per write in flight.
+    return (box_bytes * 5 + out_bytes * 5) // 4 + WRITE_COPY_BYTES + TASK_OVERHEAD + read_overhead
 
 
 def _grow(levels, base, top, box, write_base, voxel_bytes, read_overhead, share, workers, read_unit):

@@ -6,7 +6,12 @@ import numpy as np
 
 from .sources import Source, _storage_box, _to_xyzc, _view_xyzc, _xyzc_shape, parse_axes
 
-__all__ = ["ChunkedSource", "ngff_multiscale"]
+__all__ = ["ChunkedSource", "ngff_multiscale", "READ_CONTEXT"]
+
+# Many reads in flight: a local SSD delivers about twice the bandwidth at
+# queue depth 64 than at tensorstore's default (one per core); object stores
+# want many requests in flight too.
+READ_CONTEXT = {"file_io_concurrency": {"limit": 64}}
 
 
 def ngff_multiscale(loc):
@@ -63,7 +68,7 @@ class ChunkedSource(Source):
             spec = {"driver": {"zarr3": "zarr3", "zarr": "zarr", "n5": "n5"}[kind], "kvstore": loc.kvstore()}
             storage_axes = None
         try:
-            store = ts.open(spec, read=True).result()
+            store = ts.open({**spec, "context": READ_CONTEXT}, read=True).result()
         except Exception as exc:  # tensorstore raises ValueError/RuntimeError subclasses
             raise ValueError(f"{loc.text}: cannot open as {kind}: {_first_line(exc)}") from None
         if kind == "precomputed":

@@ -21,6 +21,9 @@ __all__ = ["WRITERS", "Writer", "OmeZarrWriter", "PrecomputedWriter"]
 # disk); a box's files are synced once, before it is marked done (`Location.sync`).
 CONTEXT = {"file_io_sync": False}
 
+# What one write hands tensorstore at most (it holds a copy while encoding).
+WRITE_SLAB_BYTES = 64 << 20
+
 ZARR3_COMPRESSION = {
     "none": [],
     "zstd": [{"name": "zstd", "configuration": {"level": 3, "checksum": False}}],
@@ -65,8 +68,24 @@ class Writer:
         return self._stores[level]
 
     def write(self, level, start, stop, data):
-        """Store `data` (x, y, z, c) at voxels ``start:stop`` of `level`."""
-        self.store(level)[self._index(start, stop)].write(self._to_storage(data)).result()
+        """Store `data` (x, y, z, c) at voxels ``start:stop`` of `level`.
+
+        Large boxes go in slabs of whole write units, one after the other:
+        tensorstore copies what it is writing, so this bounds the copy to a
+        slab instead of the box.
+        """
+        store = self.store(level)
+        unit = self.levels[level].write_unit
+        counts = [-(-(b - a) // u) for a, b, u in zip(start, stop, unit)]
+        axis = max(range(3), key=lambda a: counts[a])
+        slab_bytes = data.nbytes // max(counts[axis], 1)
+        step = max(1, WRITE_SLAB_BYTES // max(slab_bytes, 1)) * unit[axis]
+        for lo in range(start[axis], stop[axis], step):
+            hi = min(lo + step, stop[axis])
+            a, b = list(start), list(stop)
+            a[axis], b[axis] = lo, hi
+            part = data[tuple(slice(x - s, y - s) for x, y, s in zip(a, b, start))]
+            store[self._index(a, b)].write(self._to_storage(part)).result()
 
     def read(self, level, start, stop):
         """Voxels ``start:stop`` of a written level as (x, y, z, c)."""
@@ -265,7 +284,8 @@ class PrecomputedWriter(Writer):
     def validate(self):
         if self.encoding == "compressed_segmentation" and self.dtype not in (np.uint32, np.uint64):
             raise ValueError(f"`encoding` compressed_segmentation needs uint32 or uint64 data, got {self.dtype}")
-        if self.dtype.name not in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64"):
+        # The precomputed data types (no int64 or float64: tensorstore and Neuroglancer reject them).
+        if self.dtype.name not in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "float32"):
             raise ValueError(f"precomputed cannot store {self.dtype}")
         self.info()
 

@@ -75,7 +75,7 @@ class BuildState:
                         f"{dest.text} already has {len(scales)} scales; adding levels in place needs a layer "
                         "with level 0 only (or write a new destination)"
                     )
-            elif dest.exists():
+            elif dest.exists(ignore=STATE_DIR.rstrip("/")):  # a lock left before any record is ours
                 raise ValueError(
                     f"{dest.text} exists and is not a mipmaker build; refusing to write into it "
                     "(choose a new destination or delete it)"

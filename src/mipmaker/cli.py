@@ -22,6 +22,7 @@ BUILD_EXAMPLES = """examples:
   mipmaker build tiffs/ em.ome.zarr --factor 2,2,1 --levels 5 --memory 4GB
   mipmaker build seg.zarr seg/ --format precomputed --labels --encoding compressed_segmentation
   mipmaker build seg.ome.zarr seg_ds.ome.zarr --method mode --sparse --factor 2,2,2 --dry-run
+  mipmaker build /shared/em.npy /shared/em.ome.zarr --dask tcp://scheduler:8786 --workers 64
 
 Factors, resolutions, chunks and shards are x,y,z whatever the storage order.
 A build interrupted at any point resumes when the same command is run again
@@ -43,7 +44,10 @@ def _triple(kind=int):
 
 
 def _shard(text):
-    return None if text.lower() == "none" else _triple()(text)
+    # argparse also passes the string default "auto" through this converter.
+    if text.lower() in ("none", "auto"):
+        return None if text.lower() == "none" else "auto"
+    return _triple()(text)
 
 
 def _positive(text):
@@ -93,6 +97,11 @@ def build_parser():
     b.add_argument("--axes", help="storage axes of .npy / plain zarr / N5 sources, e.g. zyx (default: xyz)")
     b.add_argument("--memory", help="memory budget, e.g. 2GB (default: half of available RAM)")
     b.add_argument("--workers", type=_positive, help="boxes at once (default: CPU count)")
+    cluster = b.add_mutually_exclusive_group()
+    cluster.add_argument("--dask", metavar="ADDRESS",
+                         help="run the boxes on the dask.distributed scheduler at ADDRESS, e.g. tcp://host:8786")
+    cluster.add_argument("--dask-local", metavar="N", type=_positive,
+                         help="run the boxes on a new dask cluster of N worker processes on this machine")
     b.add_argument("--dry-run", action="store_true", help="print the plan and exit; write nothing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -134,17 +143,30 @@ def _run(args):
         preview(args.path, args.out, z=args.z, labels=args.labels)
         print(f"wrote {args.out}")
     elif args.command == "build":
+        from contextlib import nullcontext
+
         from .build import build
 
-        state = build(
-            args.src, args.dest, format=args.format, levels=args.levels, factor=args.factor,
-            resolution=args.resolution, method=args.method, sparse=args.sparse, labels=args.labels,
-            chunk=args.chunk, shard=args.shard, compression=args.compression, encoding=args.encoding,
-            axes=args.axes, memory=args.memory, workers=args.workers, dry_run=args.dry_run,
-            progress=not args.quiet and not args.dry_run,
-        )
+        on_dask = args.dask is not None or args.dask_local is not None
+        if on_dask and not args.dry_run:
+            from ._dask import connect
+
+            session = connect(args.dask, args.dask_local)
+        else:
+            session = nullcontext()
+        with session as client:
+            state = build(
+                args.src, args.dest, format=args.format, levels=args.levels, factor=args.factor,
+                resolution=args.resolution, method=args.method, sparse=args.sparse, labels=args.labels,
+                chunk=args.chunk, shard=args.shard, compression=args.compression, encoding=args.encoding,
+                axes=args.axes, memory=args.memory, workers=args.workers, dry_run=args.dry_run,
+                progress=not args.quiet and not args.dry_run, client=client,
+            )
         if args.dry_run:
             print(state.describe())
+            if on_dask:
+                print(f"dask graph: {state.plan.tasks + 1} nodes ({state.plan.tasks} box tasks, submitted pass "
+                      "by pass, and one holding the build)")
         else:
             voxels = state.plan.levels[0].shape
             n = voxels[0] * voxels[1] * voxels[2]

@@ -295,7 +295,7 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
     >>> plan = make_plan(lv, memory=256 << 20, workers=1)
     >>> [p.levels for p in plan.passes], plan.passes[0].box
     ([(0, 1, 2, 3, 4)], (1024, 1024, 64))
-    >>> plan = make_plan(lv, memory=256 << 20, workers=2)  # 128 MiB per task: two passes
+    >>> plan = make_plan(lv, memory=192 << 20, workers=1)  # too little for one pass
     >>> [p.levels for p in plan.passes], plan.passes[0].box
     ([(0, 1, 2), (3, 4)], (512, 512, 64))
     """
@@ -328,9 +328,12 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
                 levels, base, base + 1 if base < top else base,
                 _min_box(levels, base, min(base + 1, top), write_base), write_base, voxel_bytes, read_overhead,
             )
+            have, want = format_bytes(memory), format_bytes(need)
+            if have == want:  # a few bytes short: "144.0 MiB ... needs 144.0 MiB" would read as a contradiction
+                have, want = f"{memory} bytes", f"{need} bytes"
             raise ValueError(
-                f"`memory` of {format_bytes(memory)} is too small: one box of level {base} that makes "
-                f"whole chunks of level {min(base + 1, top)} needs {format_bytes(need)}; "
+                f"`memory` of {have} is too small: one box of level {base} that makes "
+                f"whole chunks of level {min(base + 1, top)} needs {want}; "
                 "raise --memory or use smaller --chunk/--shard"
             )
         t, box, share = chosen

@@ -33,7 +33,9 @@ def detect_format(loc):
                 return "tiff"
             raise ValueError(f"{loc.text}: unknown file type (expected .npy, .tif/.tiff or a folder)")
         names = set(os.listdir(path))
-        if names and all(n.lower().endswith(TIFF_SUFFIXES) or n.startswith(".") for n in names):
+        tiffs = [n for n in names if n.lower().endswith(TIFF_SUFFIXES)]
+        # At least one TIFF: a zarr v2 group or chunkless array holds only dotfiles.
+        if tiffs and all(n in tiffs or n.startswith(".") for n in names):
             return "tiff"
     if loc.read("info") is not None:
         return "precomputed"

@@ -99,15 +99,46 @@ class Location:
         return [k.decode() for k in keys]
 
     def sync(self):
-        """Make what was written here durable (local disks; object stores are durable on write)."""
-        if self.local is not None:
-            os.sync()
+        """Make what was written here durable (local disks; object stores are durable on write).
 
-    def exists(self):
-        """True when something is stored here (a file, or a non-empty folder)."""
+        Linux's syncfs flushes only the destination's file system, not every
+        disk of the machine; elsewhere this falls back to a global sync.
+        """
+        if self.local is None:
+            return
+        if _syncfs is not None:
+            fd = os.open(self.local, os.O_RDONLY)
+            try:
+                if _syncfs(fd) == 0:
+                    return
+            finally:
+                os.close(fd)
+        os.sync()
+
+    def exists(self, ignore=None):
+        """True when something is stored here (a file, or a folder with entries other than `ignore`)."""
         if self.local is not None:
-            return os.path.exists(self.local) and (not os.path.isdir(self.local) or bool(os.listdir(self.local)))
-        return bool(self.list())
+            if not os.path.exists(self.local):
+                return False
+            if not os.path.isdir(self.local):
+                return True
+            return any(name != ignore for name in os.listdir(self.local))
+        return any(not (ignore and key.startswith(ignore + "/")) for key in self.list())
+
+
+def _load_syncfs():
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+        fn.argtypes = [ctypes.c_int]
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
 
 
 def _key_range(lo, hi):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .sources import Source, _storage_box, _to_xyzc, _view_xyzc, _xyzc_shape, parse_axes
@@ -42,6 +44,8 @@ class ChunkedSource(Source):
             if not isinstance(info, dict) or not info.get("scales"):
                 raise ValueError(f"{loc.text}: `info` has no scales; not a precomputed volume")
             scale = info["scales"][level]
+            if loc.local is not None:
+                _refuse_suffixed_chunks(loc, os.path.join(loc.local, str(scale.get("key", ""))))
             spec = {"driver": "neuroglancer_precomputed", "kvstore": loc.kvstore(), "scale_index": level}
             self.labels = info.get("type") == "segmentation"
             self.resolution = tuple(float(r) for r in scale["resolution"])
@@ -107,6 +111,26 @@ def storage_order(store):
     if inner is not None and len(inner) > 1 and list(inner) == list(range(len(inner)))[::-1]:
         return "F"
     return "C"
+
+
+# CloudVolume / igneous (CloudFiles) store compressed local chunks as "<name>.gz" etc.;
+# tensorstore looks for "<name>", finds nothing and would read the fill value (zeros).
+COMPRESSED_SUFFIXES = (".gz", ".br", ".zstd", ".bz2", ".xz")
+
+
+def _refuse_suffixed_chunks(loc, folder):
+    """Raise when the first entries of a local scale folder are CloudFiles-compressed chunk files."""
+    try:
+        with os.scandir(folder) as entries:
+            for _, entry in zip(range(16), entries):
+                if entry.name.endswith(COMPRESSED_SUFFIXES):
+                    raise ValueError(
+                        f"{loc.text}: chunk files like {entry.name!r} were written compressed by CloudVolume/"
+                        "igneous, which tensorstore cannot read (it would see zeros); rewrite them uncompressed "
+                        "first (e.g. with CloudVolume(..., compress=False))"
+                    )
+    except (FileNotFoundError, NotADirectoryError):
+        pass
 
 
 def _ngff_letter(axis):

@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from . import __version__
 from .plan import Plan
 
-__all__ = ["BuildState", "run_local", "STATE_DIR"]
+__all__ = ["BuildState", "run_local", "check_record", "STATE_DIR"]
 
 STATE_DIR = ".mipmaker/"
 RECORD = STATE_DIR + "build.json"
@@ -84,11 +84,7 @@ class BuildState:
             _Lock.acquire(dest)
             dest.write_json(RECORD, self.record("building"))
         else:
-            if existing.get("config") != self.record("building")["config"]:
-                raise ValueError(
-                    f"{dest.text} holds a different mipmaker build (other source or options); "
-                    "rerun that command to finish it, or choose a new destination"
-                )
+            check_record(dest, self.build.config)
             _Lock.acquire(dest)
             self.resumed = True
             self.build.plan = Plan.from_json(existing["plan"])
@@ -122,6 +118,16 @@ class BuildState:
 
     def release(self):
         _Lock.release(self.build.dest)
+
+
+def check_record(dest, config):
+    """Refuse a destination that records a build of another source or other options."""
+    existing = dest.read_json(RECORD)
+    if existing is not None and existing.get("config") != _plain(config.to_json()):
+        raise ValueError(
+            f"{dest.text} holds a different mipmaker build (other source or options); "
+            "rerun that command to finish it, or choose a new destination"
+        )
 
 
 def _plain(obj):

@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__
 from . import _validate as v
 from ._downsample import downsample, pyramid
-from ._progress import BuildState, run_local
+from ._progress import BuildState, check_record, run_local
 from .formats import FORMATS, WRITERS, Location, open_source
 from .formats.sharding import precomputed_write_unit
 from .plan import auto_factors, make_levels, make_plan
@@ -391,6 +391,8 @@ def build(source, dest, *, format=None, levels=None, factor=None, resolution=Non
     source_obj = open_source(src, axes=axes)
     config = _configure(source_obj, src, format, levels, factor, resolution, method, sparse, labels, chunk,
                         shard, compression, encoding, axes, in_place)
+    if not dry_run:
+        check_record(dest_loc, config)  # before planning: the plan of other options may not even fit
     level_list = _levels_for(config)
     plan = make_plan(
         level_list, channels=config.channels, itemsize=np.dtype(config.dtype).itemsize, memory=memory,

@@ -77,8 +77,9 @@ def build_parser():
     )
     b.add_argument("src", help="source volume")
     b.add_argument("dest", help="destination (new, or an unfinished build of the same command)")
-    b.add_argument("--format", default="ome-zarr", choices=("ome-zarr", "ome-zarr-0.4", "precomputed"),
-                   help="output format (default: %(default)s)")
+    b.add_argument("--format", choices=("ome-zarr", "ome-zarr-0.4", "precomputed"),
+                   help="output format (default: ome-zarr; precomputed when DEST is the precomputed SRC, "
+                   "which adds the levels in place)")
     b.add_argument("--levels", type=_positive, help="levels above 0 (default: until one chunk)")
     how = b.add_mutually_exclusive_group()
     how.add_argument("--factor", type=_triple(), help="factor per level, x,y,z (e.g. 2,2,1)")
@@ -164,9 +165,6 @@ def _run(args):
             )
         if args.dry_run:
             print(state.describe())
-            if on_dask:
-                print(f"dask graph: {state.plan.tasks + 1} nodes ({state.plan.tasks} box tasks, submitted pass "
-                      "by pass, and one holding the build)")
         else:
             voxels = state.plan.levels[0].shape
             n = voxels[0] * voxels[1] * voxels[2]

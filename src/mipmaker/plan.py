@@ -25,8 +25,8 @@ __all__ = ["Level", "Pass", "Plan", "make_levels", "make_plan", "auto_factors", 
 
 # Bytes a task holds beyond its arrays: codec buffers, the core's tiles.
 TASK_OVERHEAD = 16 << 20
-# What writers hold in copies at once: two 64 MiB slabs.
-WRITE_COPY_BYTES = 128 << 20
+# What a writer holds in copies at once: one slab (formats.writers.WRITE_SLAB_BYTES).
+WRITE_COPY_BYTES = 64 << 20
 # Boxes stop growing here: bigger boxes only lengthen the tail of a build.
 MAX_BOX_BYTES = 512 << 20
 
@@ -295,7 +295,7 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
     >>> plan = make_plan(lv, memory=256 << 20, workers=1)
     >>> [p.levels for p in plan.passes], plan.passes[0].box
     ([(0, 1, 2, 3, 4)], (1024, 1024, 64))
-    >>> plan = make_plan(lv, memory=192 << 20, workers=1)  # too little for one pass
+    >>> plan = make_plan(lv, memory=96 << 20, workers=1)  # too little for one pass
     >>> [p.levels for p in plan.passes], plan.passes[0].box
     ([(0, 1, 2), (3, 4)], (512, 512, 64))
     """
@@ -363,17 +363,19 @@ def _min_box(levels, base, top, write_base):
 
 def _task_memory(levels, base, top, box, write_base, voxel_bytes, read_overhead):
     """Estimated bytes one task holds: the box read, its levels, their write buffers."""
-    del write_base  # level 0 is written in slabs like the other levels
     bf = levels[base].factor
     box_bytes = int(np.prod(box, dtype=np.int64)) * voxel_bytes
     out_bytes = 0
+    largest = box_bytes if write_base else 0
     for k in range(base + 1, top + 1):
         r = [f // b for f, b in zip(levels[k].factor, bf)]
-        out_bytes += int(np.prod([_ceil_div(b, x) for b, x in zip(box, r)], dtype=np.int64)) * voxel_bytes
+        level_bytes = int(np.prod([_ceil_div(b, x) for b, x in zip(box, r)], dtype=np.int64)) * voxel_bytes
+        out_bytes += level_bytes
+        largest = max(largest, level_bytes)
     # Measured (benchmarks/build_memory.py, tensorstore 0.1.86): reading a box
     # peaks at about 1.25x its size (chunk buffers in flight); levels likewise;
-    # writers copy at most one slab (WRITE_SLAB_BYTES) per write in flight.
-    return (box_bytes * 5 + out_bytes * 5) // 4 + WRITE_COPY_BYTES + TASK_OVERHEAD + read_overhead
+    # writes go one at a time, each copying at most one slab.
+    return (box_bytes * 5 + out_bytes * 5) // 4 + min(WRITE_COPY_BYTES, largest) + TASK_OVERHEAD + read_overhead
 
 
 def _grow(levels, base, top, box, write_base, voxel_bytes, read_overhead, share, workers, read_unit):

@@ -354,7 +354,7 @@ def build(source, dest, *, format=None, levels=None, factor=None, resolution=Non
     memory : int or str, optional
         Budget for all running tasks (default: half of available RAM).
     workers : int, optional
-        Boxes processed at once (default: CPU count).
+        Boxes processed at once (default: twice the CPU count, so I/O overlaps compute).
     dry_run : bool
         Plan only; nothing is written.
     progress : bool
@@ -380,7 +380,8 @@ def build(source, dest, *, format=None, levels=None, factor=None, resolution=Non
     src = os.fspath(source)
     if "://" not in src:
         src = os.path.abspath(src)  # a resumed build matches from any working directory
-    workers = v.count(workers, "workers", minimum=1) if workers is not None else (os.cpu_count() or 1)
+    # Two boxes per core: one reads or writes while the other computes.
+    workers = v.count(workers, "workers", minimum=1) if workers is not None else 2 * (os.cpu_count() or 1)
     memory = parse_memory(memory) if memory is not None else default_memory()
     dest_loc = Location(dest)
     src_loc = Location(src)

@@ -97,7 +97,7 @@ def build_parser():
     b.add_argument("--encoding", choices=("raw", "compressed_segmentation"), help="precomputed encoding (default: raw)")
     b.add_argument("--axes", help="storage axes of .npy / plain zarr / N5 sources, e.g. zyx (default: xyz)")
     b.add_argument("--memory", help="memory budget, e.g. 2GB (default: half of available RAM)")
-    b.add_argument("--workers", type=_positive, help="boxes at once (default: CPU count)")
+    b.add_argument("--workers", type=_positive, help="boxes at once (default: twice the CPU count)")
     cluster = b.add_mutually_exclusive_group()
     cluster.add_argument("--dask", metavar="ADDRESS",
                          help="run the boxes on the dask.distributed scheduler at ADDRESS, e.g. tcp://host:8786")

@@ -120,6 +120,8 @@ def specs(draw, ops=OPS):
         "layout": draw(layouts(len(shape))),
         "factors": draw(factor_lists(shape, op)),
         "threads": draw(st.integers(1, 3)),
+        # The portable build as well as the best one for this CPU (when they differ).
+        "isa": draw(st.sampled_from(["best", "scalar"])),
     }
     if op in ("downsample", "pyramid"):
         spec["method"] = draw(st.sampled_from(METHODS))

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 import mipmaker
+from mipmaker import _core
 from reference import (
     normalize_factors,
     ref_downsample,
@@ -56,7 +57,7 @@ def assert_same(got, want, image, factors, method, rounds=1):
     eps = float(np.finfo(image.dtype).eps)
     np.testing.assert_allclose(
         got, want, equal_nan=True, rtol=2 * rounds * eps + 1e-15,
-        atol=4 * count * scale * (np.finfo(np.float64).eps + (rounds - 1) * eps))
+        atol=4 * count * (scale * (np.finfo(np.float64).eps + (rounds - 1) * eps)))  # no overflow
 
 
 def _bits(a):
@@ -187,10 +188,15 @@ def _expected_error(spec, img, x):
 
 def run_case(spec):
     """Check one spec (see cases.specs); AssertionError says what went wrong."""
+    previous = _core.isa()
+    if spec.get("isa", "best") != "best":
+        assert _core.force_isa(spec["isa"]), spec["isa"]
     try:
         _run_case(spec)
     except AssertionError as error:
         raise AssertionError(f"{error}\nspec: {spec}") from None
+    finally:
+        _core.force_isa(previous)
 
 
 def _run_case(spec):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from .cases import specs
 from .check import run_case
 
-EXAMPLES = int(os.environ.get("MIPMAKER_FUZZ_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("MIPMAKER_FUZZ_EXAMPLES", "7000"))
 
 
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -285,7 +285,8 @@ def test_kill_and_resume(tmp_path):
     alive = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    markers = len(os.listdir(record.parent / "done")) if (record.parent / "done").exists() else None
+    done_dir = record.parent / "done"
+    markers = len(os.listdir(done_dir)) if done_dir.exists() else 0  # no folder yet: no box done
     rerun = subprocess.run(cmd, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     note = f"killed {delay:.2f} s into a {seconds:.2f} s build (alive: {alive}, boxes done: {markers})"

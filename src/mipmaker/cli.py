@@ -169,6 +169,8 @@ def _run(args):
             voxels = state.plan.levels[0].shape
             n = voxels[0] * voxels[1] * voxels[2]
             note = f" (resumed: {state.tasks_skipped} boxes were done)" if state.tasks_skipped else ""
+            if state.resumed and not state.tasks_skipped and not state.tasks_run:
+                note = " (already complete)"
             print(f"built {len(state.plan.levels) - 1} levels into {args.dest} in {state.seconds:.2f} s, "
                   f"{n / max(state.seconds, 1e-9) / 1e6:.0f} MVx/s{note}", file=sys.stderr)
 

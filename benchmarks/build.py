@@ -170,7 +170,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a quarter of the volume (z / 4); no docs update")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="igneous processes (default: one per core)")
     ap.add_argument("--mipmaker-workers", type=int, default=None, help="mipmaker boxes at once (default: its own, two per core)")
-    ap.add_argument("--memory", default="256MiB", help="mipmaker's budget (default: %(default)s)")
+    ap.add_argument("--memory", default=None, help="mipmaker's budget (default: a quarter of the volume)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool (the best is reported)")
     ap.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
@@ -197,7 +197,8 @@ def main(argv=None):
                 if tool in ("igneous", "mipmaker"):
                     reset_igneous(src)
                 workers = args.workers if tool == "igneous" else (args.mipmaker_workers or 0)
-                r = run(job, tool, src, dest, workers, args.memory)
+                memory = args.memory or str(size // 4)
+                r = run(job, tool, src, dest, workers, memory)
                 if best is None or r["seconds"] < best["seconds"]:
                     best = r
             result[tool] = best
@@ -230,7 +231,7 @@ def format_table(rows, args):
     lines.append(
         f"{'Cold' if cold else 'Warm'} page cache, raw precomputed in and out, synced; igneous: {args.workers} processes, mipmaker: "
         f"{args.mipmaker_workers or 'default (two per core)'} boxes at once; "
-        f"mipmaker memory budget {args.memory}; CPU: {_cpu()}; command: `python benchmarks/build.py`."
+        f"mipmaker memory budget {args.memory or 'a quarter of the volume'}; CPU: {_cpu()}; command: `python benchmarks/build.py`."
     )
     return "\n".join(lines)
 

@@ -311,11 +311,14 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
     while not passes or base < top:
         write_base = copy_base and not passes
         chosen = None
-        for share in (memory // workers, memory):
+        # The most levels that two boxes at once allow (one reads while the
+        # other computes), then as many boxes at once as those levels allow.
+        for c in sorted({min(2, workers), 1}, reverse=True):
             for t in range(top, base, -1):
                 box = _min_box(levels, base, t, write_base)
-                if _task_memory(levels, base, t, box, write_base, voxel_bytes, read_overhead) <= share:
-                    chosen = (t, box, share)
+                need = _task_memory(levels, base, t, box, write_base, voxel_bytes, read_overhead)
+                if need * c <= memory:
+                    chosen = (t, box, memory // max(c, min(workers, memory // need)))
                     break
             if chosen or top == base:
                 break
@@ -337,7 +340,8 @@ def make_plan(levels, *, channels=1, itemsize=1, memory, workers=1, read_unit=No
                 "raise --memory or use smaller --chunk/--shard"
             )
         t, box, share = chosen
-        box = _grow(levels, base, t, box, write_base, voxel_bytes, read_overhead, share, workers, read_unit)
+        box = _grow(levels, base, t, box, write_base, voxel_bytes, read_overhead, share,
+                    max(1, min(workers, memory // share)), read_unit)
         mem = _task_memory(levels, base, t, box, write_base, voxel_bytes, read_overhead)
         written = tuple(range(base if write_base else base + 1, t + 1))
         ratios = tuple(tuple(a // b for a, b in zip(levels[k].factor, levels[base].factor)) for k in written)

@@ -1,4 +1,4 @@
-"""Helpers for ``benchmarks/compare.py``: inputs, bandwidth, peak memory, chart.
+"""Helpers for the benchmark scripts: inputs, bandwidth, peak memory, chart, report sections.
 
 Kept apart so that compare.py reads as the list of cases and the report.
 """
@@ -299,3 +299,15 @@ def _bar_chart_pillow(path, labels, series, title, xlabel):
         d.rectangle([width - 260, 12 + 18 * j, width - 248, 24 + 18 * j], fill=colour)
         d.text((width - 242, 10 + 18 * j), name, fill="black", font=f)
     img.save(path)
+
+
+def replace_section(path, name, body):
+    """Put `body` between ``<!-- name:start -->`` and ``<!-- name:end -->`` in `path` (appended if absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else ""
+    block = f"{start}\n{body}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)

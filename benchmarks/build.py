@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _bench_util import cpu_model, replace_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -231,31 +232,14 @@ def format_table(rows, args):
     lines.append(
         f"{'Cold' if cold else 'Warm'} page cache, raw precomputed in and out, synced; igneous: {args.workers} processes, mipmaker: "
         f"{args.mipmaker_workers or 'default (two per core)'} boxes at once; "
-        f"mipmaker memory budget {args.memory or 'a quarter of the volume'}; CPU: {_cpu()}; command: `python benchmarks/build.py`. Imports are not timed (igneous takes about 2.5 s "
+        f"mipmaker memory budget {args.memory or 'a quarter of the volume'}; CPU: {cpu_model()}; command: `python benchmarks/build.py`. Imports are not timed (igneous takes about 2.5 s "
         "to import, mipmaker 0.3 s)."
     )
     return "\n".join(lines)
 
 
-def _cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def update_docs(path, table):
-    start, end = "<!-- build:start -->", "<!-- build:end -->"
-    text = path.read_text() if path.exists() else ""
-    block = f"{start}\n## End-to-end builds (`benchmarks/build.py`)\n\n{table}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    replace_section(path, "build", f"## End-to-end builds (`benchmarks/build.py`)\n\n{table}")
 
 
 if __name__ == "__main__":

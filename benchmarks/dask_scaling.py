@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _bench_util import cpu_model, replace_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -169,7 +170,7 @@ def main(argv=None):
         f"{args.workers}` for every row). Best of {args.repeat} rounds, the rows taking turns in each; warm page "
         f"cache, synced. Dask workers are "
         f"single-threaded processes on loopback (`--dask-local N`); the local executor runs {args.workers} boxes "
-        f"on threads. CPU: {_cpu()}, {os.cpu_count()} cores. Load average (1 min) {load_start:.2f} at the start, "
+        f"on threads. CPU: {cpu_model()}, {os.cpu_count()} cores. Load average (1 min) {load_start:.2f} at the start, "
         f"{load_end:.2f} at the end{'' if quiet else ' (other jobs were running: the numbers are noisy)'}. "
         "Command: `python benchmarks/dask_scaling.py`.",
     ]
@@ -179,26 +180,9 @@ def main(argv=None):
         update_docs(Path(args.output), table)
 
 
-def _cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def update_docs(path, table):
-    start, end = "<!-- dask:start -->", "<!-- dask:end -->"
-    text = path.read_text() if path.exists() else ""
-    block = (f"{start}\n## Distributed builds: dask scaling (`benchmarks/dask_scaling.py`)\n\n"
-             f"See [distributed.md](distributed.md).\n\n{table}\n{end}")
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    replace_section(path, "dask", "## Distributed builds: dask scaling (`benchmarks/dask_scaling.py`)\n\n"
+                    f"See [distributed.md](distributed.md).\n\n{table}")
 
 
 if __name__ == "__main__":

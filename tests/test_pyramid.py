@@ -73,15 +73,18 @@ def test_pyramid_exact_is_downsample_of_power(method, dtype_id, data):
 @settings(max_examples=12, deadline=None)
 @given(data=st.data())
 def test_pyramid_recursive_is_repeated_downsample(method, dtype_id, data):
-    image, factors, num_levels, view = pyramid_draw(data, DTYPES[dtype_id], nan=True)
+    _, factors, num_levels, view = pyramid_draw(data, DTYPES[dtype_id], nan=True)
     sparse = method != "stride" and data.draw(st.booleans())
     levels = checked_pyramid(view, factors, num_levels, method=method, sparse=sparse,
                              exact=False)
-    expected = ref_pyramid(image, factors, num_levels, method, sparse=sparse, exact=False)
     previous = view
-    for level, want in zip(levels, expected):
+    for level in levels:
         step = mipmaker.downsample(previous, factors, method=method, sparse=sparse)
         assert_same_level(level, step, previous, factors, method)
+        # The oracle reduces the level mipmaker made below, not its own chain:
+        # float cancellation (1 + 4e180 - 4e180) may differ one level down, and
+        # the next level's tolerance is set by that level's values.
+        want = ref_pyramid(np.asarray(previous), factors, 1, method, sparse=sparse, exact=False)[0]
         assert_same_as_oracle(level, want, previous, factors, method)
         previous = level
 

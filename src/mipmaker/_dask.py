@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import threading
 import time
 import uuid
@@ -97,7 +96,7 @@ def run_dask(state, client, *, progress=True):
                     if f.status != "finished":
                         f.result()  # raises the task's error (after its retries); `finally` cancels the rest
                     f.release()
-                    bar.update(_voxels(state.plan.passes[n], box_of[f.key]))
+                    bar.update(state.plan.passes[n].box_voxels(box_of[f.key]))
                     state.tasks_run += 1
         if state.resumed:  # only an earlier client of this build can have left tasks running
             _wait_for_strays(client, prefix)
@@ -107,11 +106,6 @@ def run_dask(state, client, *, progress=True):
             with contextlib.suppress(Exception):  # a closed client has nothing left to cancel
                 client.cancel(futures)
         state.release()
-
-
-def _voxels(p, box_index):
-    start, stop = p.box_bounds(box_index)
-    return math.prod(b - a for a, b in zip(start, stop))
 
 
 _open = {}  # in a worker process: {run: Build} of the latest run, its source and writer open (reused by its tasks)

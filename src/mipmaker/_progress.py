@@ -189,14 +189,7 @@ def progress_bar(state, todo, enabled):
     from tqdm import tqdm
 
     total = sum(p.voxels for p in state.plan.passes)
-    left = 0
-    for p, boxes in zip(state.plan.passes, todo):
-        for i in boxes:
-            start, stop = p.box_bounds(i)
-            n = 1
-            for a, b in zip(start, stop):
-                n *= b - a
-            left += n
+    left = sum(p.box_voxels(i) for p, boxes in zip(state.plan.passes, todo) for i in boxes)
     return tqdm(total=total, initial=total - left, unit="vx", unit_scale=True, disable=not enabled,
                 desc="build", smoothing=0.1, dynamic_ncols=True)
 

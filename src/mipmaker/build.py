@@ -171,7 +171,7 @@ class Build:
         for k, ratio, out in zip(written, ratios, outs):
             lo, hi = p.level_bounds(box_index, self.plan.levels[k].shape, ratio)
             self.writer.write(k, lo, hi, out)
-        return int(np.prod([b - a for a, b in zip(start, stop)], dtype=np.int64))
+        return p.box_voxels(box_index)
 
 
 def _reduce(block, ratios, method, sparse, threads):

@@ -130,6 +130,11 @@ class Pass:
         stop = tuple(min(s + b, n) for s, b, n in zip(start, self.box, self.base_shape))
         return start, stop
 
+    def box_voxels(self, i):
+        """Base-level voxels in box `i` (fewer at the far edges)."""
+        start, stop = self.box_bounds(i)
+        return math.prod(b - a for a, b in zip(start, stop))
+
     def level_bounds(self, i, level_shape, ratio):
         """(start, stop) that box `i` produces in a level `ratio` times coarser."""
         start, stop = self.box_bounds(i)

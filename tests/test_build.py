@@ -153,6 +153,27 @@ def test_resume_redoes_unmarked_boxes(npy, tmp_path, monkeypatch):
     bk.assert_same_tree(bk.tree(tmp_path / "out"), bk.tree(tmp_path / "clean"))
 
 
+def test_failed_sync_marks_nothing(npy, tmp_path, monkeypatch):
+    """Markers follow a successful sync only; a sync error stops the build with that error."""
+    from mipmaker.formats._kv import Location
+
+    _, src = npy
+
+    def sync(self):
+        raise OSError(5, "simulated EIO on sync")
+
+    monkeypatch.setattr(Location, "sync", sync)
+    with pytest.raises(OSError, match="simulated EIO"):
+        build(src, tmp_path / "out", **MULTI)
+    done = tmp_path / "out" / ".mipmaker" / "done"
+    assert not done.exists() or not os.listdir(done)
+    monkeypatch.undo()
+    build(src, tmp_path / "clean", **MULTI)
+    state = build(src, tmp_path / "out", **MULTI)
+    assert state.tasks_skipped == 0 and state.tasks_run == state.plan.tasks
+    bk.assert_same_tree(bk.tree(tmp_path / "out"), bk.tree(tmp_path / "clean"))
+
+
 def test_resume_with_other_workers_and_memory(npy, tmp_path, monkeypatch):
     """--workers and --memory do not decide bytes: a rerun with others reuses the recorded plan."""
     _, src = npy

@@ -135,6 +135,29 @@ def test_reader_boxes(source_of, kind):
         np.testing.assert_array_equal(got[..., 0], vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
 
 
+@pytest.mark.parametrize("kind", bk.READERS)
+def test_reader_into_reused_buffer(source_of, kind):
+    """A build reads boxes into one reused array per thread: same voxels as fresh reads."""
+    vol, path, kw = source_of(kind, "image")
+    src = open_source(path, **kw)
+    held, calls = {}, []
+
+    def buffer(shape, dtype, order):
+        calls.append(shape)
+        arr = held.get((shape, dtype, order))
+        if arr is None:
+            arr = held[shape, dtype, order] = np.full(shape, 77, dtype, order=order)  # stale bytes
+        return arr
+
+    boxes = [((0, 0, 0), bk.SHAPE), ((1, 2, 0), (5, 7, 3)), ((1, 2, 1), (5, 7, 4)), ((0, 0, 0), bk.SHAPE)]
+    for lo, hi in boxes:
+        got = np.asarray(src.read(lo, hi, buffer=buffer))
+        np.testing.assert_array_equal(got[..., 0], vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+        np.testing.assert_array_equal(got, np.asarray(src.read(lo, hi)))
+    assert len(calls) == len(boxes)
+    assert len(held) == 2  # the repeated shapes were served by the same array
+
+
 def test_reader_multichannel_npy(tmp_path):
     vol = bk.image((13, 11, 5, 3))
     np.save(tmp_path / "c.npy", vol)

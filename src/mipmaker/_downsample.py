@@ -17,7 +17,14 @@ def _run(arr, factors, method_index, sparse, rounding, threads, out=None):
     """Allocate (or check) the output and let the core fill it."""
     shape = v.output_shape(arr.shape, factors)
     dst = v.allocate(arr, shape) if out is None else v.out_array(out, arr, shape)
-    _core.downsample(arr, dst, v.clamp_factors(arr.shape, factors), method_index, sparse, rounding, threads)
+    if not arr.size:
+        return dst
+    clamped = v.clamp_factors(arr.shape, factors)
+    if method_index in _RECURSION_IS_EXACT:
+        # min and max: the fused kernel's tiles beat the row kernel, even for one level.
+        _core.pyramid(arr, [dst], clamped, method_index, sparse, rounding, threads)
+    else:
+        _core.downsample(arr, dst, clamped, method_index, sparse, rounding, threads)
     return dst
 
 
@@ -35,7 +42,9 @@ def _levels(arr, factors, num_levels, method_index, sparse, rounding, threads):
     """
     if num_levels == 0:
         return []
-    if method_index not in _FUSABLE:
+    if method_index not in _FUSABLE or num_levels == 1:
+        # One level is one downsample: the row kernels (and the small-block
+        # mode) beat a one-level histogram pyramid several times over.
         return [
             _run(arr, [f**k for f in factors], method_index, sparse, rounding, threads)
             for k in range(1, num_levels + 1)

@@ -102,9 +102,14 @@ class BuildState:
         return todo
 
     def mark_done(self, pass_index, box_index):
-        # The box's chunks reach the disk before its marker can (power loss).
+        self.mark_all_done([(pass_index, box_index)])
+
+    def mark_all_done(self, boxes):
+        """Mark finished boxes (pass, box) done, in order, after one sync for all of them."""
+        # The boxes' chunks reach the disk before their markers can (power loss).
         self.build.dest.sync()
-        self.build.dest.write(f"{DONE}{pass_index}-{box_index}", b"")
+        for pass_index, box_index in boxes:
+            self.build.dest.write(f"{DONE}{pass_index}-{box_index}", b"")
 
     def finish(self):
         dest = self.build.dest
@@ -194,6 +199,55 @@ def progress_bar(state, todo, enabled):
                 desc="build", smoothing=0.1, dynamic_ncols=True)
 
 
+class _Committer:
+    """Marks finished boxes done from its own thread, one sync per group.
+
+    A sync waits for the disk; here it covers every box that finished while
+    the previous one ran, and the workers go on reading and computing.
+    """
+
+    def __init__(self, state, bar):
+        self.state, self.bar = state, bar
+        self.cond = threading.Condition()
+        self.pending, self.closed, self.error = [], False, None
+        self.thread = threading.Thread(target=self._run, name="mipmaker-commit", daemon=True)
+        self.thread.start()
+
+    def add(self, pass_index, box_index, voxels):
+        with self.cond:
+            if self.error is not None:
+                raise self.error
+            self.pending.append((pass_index, box_index, voxels))
+            self.cond.notify()
+
+    def _run(self):
+        while True:
+            with self.cond:
+                while not self.pending and not self.closed:
+                    self.cond.wait()
+                batch, self.pending = self.pending, []
+            if not batch:
+                return
+            try:
+                self.state.mark_all_done([(n, i) for n, i, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                with self.cond:
+                    self.error = exc
+                return
+            for _, _, voxels in batch:
+                self.bar.update(voxels)
+                self.state.tasks_run += 1
+
+    def close(self):
+        """Commit what is pending, stop, and raise the error that stopped it, if any."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def run_local(state, *, progress=True):
     """Run every remaining box on a thread pool (the core releases the GIL)."""
     todo = state.prepare()
@@ -202,31 +256,40 @@ def run_local(state, *, progress=True):
         cpus = os.cpu_count() or 1
         stop = threading.Event()
         with bar:
-            for n, boxes in enumerate(todo):
-                if not boxes:
-                    continue
-                workers = max(1, min(state.workers, state.plan.passes[n].concurrency, len(boxes)))
-                threads = max(1, cpus // workers)
-
-                def task(i, n=n, threads=threads):
-                    if stop.is_set():
-                        return 0
-                    voxels = state.build.run_task(n, i, threads=threads)
-                    state.mark_done(n, i)
-                    return voxels
-
-                with ThreadPoolExecutor(workers, thread_name_prefix="mipmaker-build") as pool:
-                    pending = {pool.submit(task, i) for i in boxes}
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                        for f in finished:
-                            if f.exception() is not None:
-                                stop.set()
-                                for other in pending:
-                                    other.cancel()
-                                raise f.exception()
-                            bar.update(f.result())
-                            state.tasks_run += 1
+            committer = _Committer(state, bar)
+            try:
+                _run_passes(state, todo, cpus, stop, committer)
+            except BaseException:
+                try:  # boxes that finished keep their markers; the task's error is the one to see
+                    committer.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                raise
+            committer.close()
         state.finish()
     finally:
         state.release()
+
+
+def _run_passes(state, todo, cpus, stop, committer):
+    for n, boxes in enumerate(todo):
+        if not boxes:
+            continue
+        workers = max(1, min(state.workers, state.plan.passes[n].concurrency, len(boxes)))
+        threads = max(1, cpus // workers)
+
+        def task(i, n=n, threads=threads):
+            if stop.is_set():
+                return
+            committer.add(n, i, state.build.run_task(n, i, threads=threads))
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="mipmaker-build") as pool:
+            pending = {pool.submit(task, i) for i in boxes}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    if f.exception() is not None:
+                        stop.set()
+                        for other in pending:
+                            other.cancel()
+                        raise f.exception()

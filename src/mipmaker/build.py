@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -160,9 +161,9 @@ class Build:
         p = self.plan.passes[pass_index]
         start, stop = p.box_bounds(box_index)
         if pass_index == 0:
-            block = self.source.read(start, stop)
+            block = self.source.read(start, stop, buffer=_box_buffer)
         else:
-            block = self.writer.read(p.base, start, stop)
+            block = self.writer.read(p.base, start, stop, buffer=_box_buffer)
         written = [k for k in p.levels if k != p.base]
         ratios = [r for k, r in zip(p.levels, p.ratios) if k != p.base]
         outs = _reduce(block, ratios, self.config.method, self.config.sparse, threads)
@@ -172,6 +173,22 @@ class Build:
             lo, hi = p.level_bounds(box_index, self.plan.levels[k].shape, ratio)
             self.writer.write(k, lo, hi, out)
         return p.box_voxels(box_index)
+
+
+_buffers = threading.local()
+
+
+def _box_buffer(shape, dtype, order):
+    """This thread's box array, reused from task to task while its shape holds.
+
+    A box lives only inside `Build.run_task`, so each thread needs one; the
+    planner's memory model already counts one box per task.
+    """
+    arr = getattr(_buffers, "box", None)
+    if arr is None or arr.shape != shape or arr.dtype != dtype or not arr.flags[f"{order}_CONTIGUOUS"]:
+        _buffers.box = None  # free the old one first
+        arr = _buffers.box = np.empty(shape, dtype, order=order)
+    return arr
 
 
 def _reduce(block, ratios, method, sparse, threads):

@@ -62,8 +62,12 @@ class Source:
     read_unit = None
     offset = (0, 0, 0)
 
-    def read(self, start, stop):
-        """Voxels ``start:stop`` (x, y, z) as an (x, y, z, c) array."""
+    def read(self, start, stop, *, buffer=None):
+        """Voxels ``start:stop`` (x, y, z) as an (x, y, z, c) array.
+
+        `buffer`, when given, is called as ``buffer(shape, dtype, order)`` for
+        an array to read into (storage axes and order), instead of a new one.
+        """
         raise NotImplementedError
 
     def describe(self):
@@ -146,15 +150,16 @@ class NpySource(Source):
         if fd is not None:
             os.close(fd)
 
-    def read(self, start, stop):
+    def read(self, start, stop, *, buffer=None):
         box = _storage_box(self._storage_axes, self._storage_shape, start, stop)
-        arr = _pread_box(self._fd, self._data_offset, self._storage_shape, self._file_dtype, box)
+        arr = _pread_box(self._fd, self._data_offset, self._storage_shape, self._file_dtype, box,
+                         buffer if self._file_dtype == self.dtype else None)
         if arr.dtype != self.dtype:
             arr = arr.astype(self.dtype)
         return _view_xyzc(arr, self._storage_axes)
 
 
-def _pread_box(fd, data_offset, shape, dtype, box):
+def _pread_box(fd, data_offset, shape, dtype, box, buffer=None):
     """Read a box of a C-contiguous array stored at `data_offset` with few, large preads.
 
     Each read covers one contiguous span of the file; where the box's rows
@@ -162,7 +167,7 @@ def _pread_box(fd, data_offset, shape, dtype, box):
     next axes too (at most 4x the bytes needed) and the box is cut out of it.
     """
     extent = [hi - lo for lo, hi in box]
-    out = np.empty(extent, dtype)
+    out = np.empty(extent, dtype) if buffer is None else buffer(tuple(extent), np.dtype(dtype), "C")
     if out.size == 0:
         return out
     n = len(shape)
@@ -272,9 +277,10 @@ class TiffSource(Source):
         with self._lock:  # one file handle: tifffile seeks
             return self._pages[flat].asarray()
 
-    def read(self, start, stop):
+    def read(self, start, stop, *, buffer=None):
         (x0, y0, z0), (x1, y1, z1) = start, stop
-        out = np.empty((z1 - z0, y1 - y0, x1 - x0, self.channels), self.dtype)
+        shape = (z1 - z0, y1 - y0, x1 - x0, self.channels)
+        out = np.empty(shape, self.dtype) if buffer is None else buffer(shape, np.dtype(self.dtype), "C")
         per_page = self._plane_axes == "YX" and self.channels > 1
         for z in range(z0, z1):
             for c in range(self.channels if per_page else 1):

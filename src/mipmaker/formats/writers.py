@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
-from .chunked import storage_order
+from .chunked import read_store
 from .sharding import precomputed_sharding
 
 __all__ = ["WRITERS", "Writer", "OmeZarrWriter", "PrecomputedWriter"]
@@ -87,11 +87,9 @@ class Writer:
             part = data[tuple(slice(x - s, y - s) for x, y, s in zip(a, b, start))]
             store[self._index(a, b)].write(self._to_storage(part)).result()
 
-    def read(self, level, start, stop):
-        """Voxels ``start:stop`` of a written level as (x, y, z, c)."""
-        store = self.store(level)
-        arr = np.asarray(store[self._index(start, stop)].read(order=storage_order(store)).result())
-        return self._from_storage(arr)
+    def read(self, level, start, stop, *, buffer=None):
+        """Voxels ``start:stop`` of a written level as (x, y, z, c); `buffer` as for `read_store`."""
+        return self._from_storage(read_store(self.store(level)[self._index(start, stop)], buffer))
 
 
 class OmeZarrWriter(Writer):

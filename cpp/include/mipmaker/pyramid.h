@@ -85,8 +85,31 @@ class PyramidWorker {
       c[d] = lo[d];
     }
     bool first = true;
+    // Level 1 of integer rows folds groups first, as AccumulateKernel does.
+    bool grouped = false;
+    if constexpr (kGroupFirst<T, R>) {
+      grouped = j == 1 && lanes == 1 && g_.in_strides[last] == 1 && f >= 2 && f <= 4;
+    }
     for (;;) {
-      if (j == 1) {
+      if (grouped) {
+        if constexpr (kGroupFirst<T, R>) {
+          int64_t off = a0;
+          for (int d = 0; d < last; ++d) off += c[d] * g_.in_strides[d];
+          auto fold = [&](auto first_row) {
+            constexpr bool kFirst = decltype(first_row)::value;
+            switch (f) {
+              case 2: FoldGroups<T, R, kSparse, kFirst, 2>(vert, vcnt, in_ + off, b0 - a0); break;
+              case 3: FoldGroups<T, R, kSparse, kFirst, 3>(vert, vcnt, in_ + off, b0 - a0); break;
+              default: FoldGroups<T, R, kSparse, kFirst, 4>(vert, vcnt, in_ + off, b0 - a0); break;
+            }
+          };
+          if (first) {
+            fold(std::true_type{});
+          } else {
+            fold(std::false_type{});
+          }
+        }
+      } else if (j == 1) {
         int64_t off = a0 * g_.in_strides[last];
         for (int d = 0; d < last; ++d) off += c[d] * g_.in_strides[d];
         const T* row = in_ + off;
@@ -120,12 +143,14 @@ class PyramidWorker {
       }
       if (d < 0) break;
     }
-    Horizontal(j, o, a, b, b0 - a0);
+    // Grouped rows hold one accumulator per output already.
+    Horizontal(j, o, a, b, grouped ? b - a : b0 - a0, grouped ? 1 : f);
   }
 
   // Combines groups of f level-(j-1) accumulators into level j, keeping the
   // unfinished accumulators in horiz_[j] for level j + 1, and writes level j.
-  void Horizontal(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, int64_t span) {
+  void Horizontal(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, int64_t span,
+                  int64_t f) {
     const int last = g_.rank - 1;
     const LevelGeometry& L = lv_[j];
     // Input voxels per output along the outer axes (edge blocks are smaller).
@@ -142,9 +167,8 @@ class PyramidWorker {
                       outer_voxels * (n_in - (L.shape[last] - 1) * fb), horiz_[j].data(),
                       kSparse ? hcount_[j].data() : nullptr};
     T* out = static_cast<T*>(L.data) + out_off + a * L.strides[last];
-    FinishAny<T, R, kSparse>(vert_[j].data(), kSparse ? vcount_[j].data() : nullptr,
-                             g_.factors[last], g_.lanes, row, out, L.strides[last], L.lane_stride,
-                             rounding_);
+    FinishAny<T, R, kSparse>(vert_[j].data(), kSparse ? vcount_[j].data() : nullptr, f, g_.lanes, row, out,
+                             L.strides[last], L.lane_stride, rounding_);
   }
 
   const T* in_;

@@ -450,6 +450,31 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
       const int64_t fold_span = lanes > 1 ? span * lanes : span;
       const int64_t fold_stride = lanes > 1 ? 1 : s;
       if constexpr (kGroupFirst<T, R>) {
+        if (lanes > 1 && f >= 2) {
+          // Lanes (a short C-order inner axis): the f lane groups of an
+          // output go straight into its one lane group of accumulators.
+          const int64_t m = (span + f - 1) / f;
+          rows.ForEach([&](int64_t off) {
+            const T* row = in + off + i0 * f * lanes;
+            for (int64_t q = 0; q < m; ++q) {
+              const int64_t len = std::min(f, span - q * f);
+              auto* aq = a + q * lanes;
+              auto* cq = kSparse ? c + q * lanes : nullptr;
+              const T* p = row + q * f * lanes;
+              int64_t j = 0;
+              if (first) {
+                FoldRow<T, R, kSparse, true>(aq, cq, p, lanes, 1);
+                j = 1;
+              }
+              for (; j < len; ++j) FoldRow<T, R, kSparse, false>(aq, cq, p + j * lanes, lanes, 1);
+            }
+            first = false;
+          });
+          T* o = out + rows.out_offset() + i0 * os;
+          RowOutputs<R> ro{m, span / f, rows.rows() * f, rows.rows() * (span % f)};
+          FinishRowLanes<T, R, kSparse>(a, c, 1, lanes, ro, o, os, g.lane_out_stride, rounding);
+          continue;
+        }
         if (lanes == 1 && s == 1 && f >= 2 && f <= 4) {
           rows.ForEach([&](int64_t off) {
             const T* row = in + off + i0 * f;
@@ -574,7 +599,11 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
             const T* row = in + off + i0 * f * s;
             for (int64_t j = 0; j < f; ++j) {
               V* dst = vals.data() + (r * f + j) * full;
-              for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[(i * f + j) * s]);
+              if (s == 1 && f == 2) {  // constant strides: the deinterleave vectorises
+                for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[i * 2 + j]);
+              } else {
+                for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[(i * f + j) * s]);
+              }
             }
             ++r;
           });

@@ -85,14 +85,14 @@ inline void SmallModeBlocks(const typename Element<T>::Value* v, int64_t m, T* o
       if (uniform && !kSparse) {  // segmentations are mostly uniform blocks
         best = x[0];
       } else {
+        // Forward counts: c[j] counts x[j] among x[j..]. The first
+        // occurrence of a value gets its full count and later ones less, so
+        // the selection below (highest count, ties to the smaller value)
+        // picks the same label as with full counts, for half the additions.
         SV c[kN];
         for (int j = 0; j < kN; ++j) c[j] = SV{};
         for (int j = 0; j < kN; ++j) {
-          for (int k = j + 1; k < kN; ++k) {
-            const SV e = x[j] == x[k];  // -1 where equal
-            c[j] -= e;
-            c[k] -= e;
-          }
+          for (int k = j + 1; k < kN; ++k) c[j] -= x[j] == x[k];  // -1 where equal
         }
         if constexpr (kSparse) {
           for (int j = 0; j < kN; ++j) c[j] = (x[j] != 0) ? c[j] + 1 : SV{};

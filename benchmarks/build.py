@@ -232,8 +232,12 @@ def format_table(rows, args):
     lines.append(
         f"{'Cold' if cold else 'Warm'} page cache, raw precomputed in and out, synced; igneous: {args.workers} processes, mipmaker: "
         f"{args.mipmaker_workers or 'default (two per core)'} boxes at once; "
-        f"mipmaker memory budget {args.memory or 'a quarter of the volume'}; CPU: {cpu_model()}; command: `python benchmarks/build.py`. Imports are not timed (igneous takes about 2.5 s "
-        "to import, mipmaker 0.3 s)."
+        f"mipmaker memory budget {args.memory or 'a quarter of the volume'}; CPU: {cpu_model()}; "
+        + (f"best of {args.repeat} consecutive runs per tool; " if args.repeat > 1 else "")
+        + f"command: `python benchmarks/build.py{f' --repeat {args.repeat}' if args.repeat > 1 else ''}`. "
+        "Imports are not timed (igneous takes about 2.5 s to import, mipmaker 0.3 s). "
+        "The disk's cold-read floor, `python benchmarks/disk_read.py FOLDER`, bounds every row: reading the "
+        "inputs alone takes at least about 0.7 s (image) and 1.2-1.4 s (labels), varying from run to run."
     )
     return "\n".join(lines)
 

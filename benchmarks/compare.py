@@ -370,8 +370,18 @@ def report(rows, args, bw, elapsed):
                            "mipmaker / tinybrain 1.7.0 throughput", "ratio (log scale; > 1: mipmaker faster)")
             text += (f"\n![mipmaker / tinybrain throughput ratios]({png.name})\n\nThe chart leaves out the rows "
                      "where tinybrain returns views instead of computing (stride copy, 3x3x3 mode).\n")
-        out.write_text(text)
+        out.write_text(text + _kept_sections(out))
         log(f"wrote {out}" + (f" and {png}" if labels else ""))
+
+
+def _kept_sections(path):
+    """The other benchmarks' sections (``<!-- name:start -->`` .. ``<!-- name:end -->``) already in `path`."""
+    import re
+
+    if not path.exists():
+        return ""
+    blocks = re.finditer(r"<!-- (\w+):start -->.*?<!-- \1:end -->", path.read_text(), flags=re.S)
+    return "".join("\n" + m.group(0) + "\n" for m in blocks)
 
 
 def _dist_version(name):

@@ -291,18 +291,7 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
       const int64_t whole = std::max<int64_t>(0, std::min(n, row.span / f - o0));
       const Acc* ga = acc + o0 * f;
       const Count* gc = count + o0 * f;
-      for (int64_t i = 0; i < whole; ++i) {
-        Acc x = ga[i * f];
-        Count k = gc[i * f];
-        for (int64_t j = 1; j < f; ++j) {
-          x = R::Combine(x, ga[i * f + j]);
-          k += gc[i * f + j];
-        }
-        sums[i] = x;
-        counts[i] = k;
-      }
-      for (int64_t i = whole; i < n; ++i) {  // the short group at the end of the row
-        const int64_t len = std::min(f, row.span - (o0 + i) * f);
+      auto group = [&](int64_t i, int64_t len) {
         Acc x = ga[i * f];
         Count k = gc[i * f];
         for (int64_t j = 1; j < len; ++j) {
@@ -311,7 +300,9 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
         }
         sums[i] = x;
         counts[i] = k;
-      }
+      };
+      for (int64_t i = 0; i < whole; ++i) group(i, f);  // f is a constant here when kF is
+      for (int64_t i = whole; i < n; ++i) group(i, std::min(f, row.span - (o0 + i) * f));  // the short end
       if (row.keep) std::copy(sums, sums + n, row.keep + o0);
       if (row.keep_count) std::copy(counts, counts + n, row.keep_count + o0);
       FinishSparseSpan<T, R>(sums, counts, n, out + o0 * os, os, rounding);

@@ -12,6 +12,7 @@
 
 #include "mipmaker/element.h"
 #include "mipmaker/method.h"
+#include "mipmaker/tinybrain_avx2.h"
 #include "mipmaker/types.h"
 #include "mipmaker/view.h"
 
@@ -130,6 +131,23 @@ inline void RuleLine(const U* p, int64_t step, const int64_t (&off)[8], U* q, in
   }
 }
 
+// RuleLine, with whole vectors of outputs first where the ISA has them.
+template <typename U, TinybrainRule kRule>
+inline void RunRuleLine(const U* p, int64_t step, const int64_t (&off)[8], int fast, bool vectors,
+                        int64_t ahead, U* q, int64_t os, int64_t count) {
+#if defined(MIPMAKER_HAVE_AVX2)
+  if constexpr (sizeof(U) == 4 || sizeof(U) == 8) {
+    if (vectors) {
+      const int64_t done = RuleLineVectors<U, kRule>(p, off, fast, ahead, q, count);
+      p += done * step;
+      q += done;
+      count -= done;
+    }
+  }
+#endif
+  RuleLine<U, kRule>(p, step, off, q, os, count);
+}
+
 // tinybrain's rules over the volume. Axes 0, 1 (and 2 for 2x2x2) are the
 // block axes (factor 2); the others are kept. The innermost loop runs along
 // the axis with the smallest input stride, whichever it is, so C-order,
@@ -146,6 +164,8 @@ void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule r
   const int64_t full = fast_is_block ? n_fast / 2 : n_fast;
   const int64_t step = fast_is_block ? 2 * g.in_strides[fast] : g.in_strides[fast];
   const int64_t os = g.out_strides[fast];
+  // Whole vectors of outputs need unit-stride block pairs in and contiguous outputs.
+  const bool vectors = fast_is_block && g.in_strides[fast] == 1 && os == 1;
   // Consecutive items step along the other axes from the smallest input
   // stride up, so the lines they read follow each other in memory (item
   // order along the largest stride would jump by whole planes, and every
@@ -156,9 +176,11 @@ void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule r
     if (d != fast) axes[n_axes++] = d;
   }
   std::stable_sort(axes, axes + n_axes, [&](int x, int y) { return g.in_strides[x] < g.in_strides[y]; });
-  for (int64_t item = item_begin; item < item_end; ++item) {
-    int64_t rest = item, in_off = 0, out_off = 0;
-    int64_t neighbour[3] = {0, 0, 0};  // offset of the +1 voxel along each block axis
+  // Where item's first block starts in the input and output, and the offset
+  // of the +1 voxel along each block axis (0 past an odd edge: it repeats).
+  auto locate = [&](int64_t item, int64_t& in_off, int64_t& out_off, int64_t (&neighbour)[3]) {
+    int64_t rest = item;
+    in_off = out_off = 0;
     for (int k = 0; k < n_axes; ++k) {
       const int d = axes[k];
       const int64_t o = rest % g.out_shape[d];
@@ -166,11 +188,21 @@ void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule r
       out_off += o * g.out_strides[d];
       if (d < nb) {
         in_off += 2 * o * g.in_strides[d];
-        neighbour[d] = (2 * o + 1 < g.in_shape[d]) ? g.in_strides[d] : 0;  // repeat the edge
+        neighbour[d] = (2 * o + 1 < g.in_shape[d]) ? g.in_strides[d] : 0;
       } else {
         in_off += o * g.in_strides[d];
       }
     }
+  };
+  int64_t next_in = 0, next_out = 0, next_neighbour[3] = {0, 0, 0};
+  if (item_begin < item_end) locate(item_begin, next_in, next_out, next_neighbour);
+  for (int64_t item = item_begin; item < item_end; ++item) {
+    const int64_t in_off = next_in, out_off = next_out;
+    int64_t neighbour[3] = {next_neighbour[0], next_neighbour[1], next_neighbour[2]};
+    // The next line's rows are prefetched while this one runs: rows are
+    // often a single 4 KiB page, where the hardware prefetcher stops.
+    if (item + 1 < item_end) locate(item + 1, next_in, next_out, next_neighbour);
+    const int64_t ahead = next_in - in_off;
     if (fast_is_block) neighbour[fast] = g.in_strides[fast];
     int64_t off[8];
     for (int t = 0; t < 8; ++t) {
@@ -182,16 +214,16 @@ void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule r
     U* q = out + out_off;
     switch (rule) {
       case TinybrainRule::kCountless2x2:
-        RuleLine<U, TinybrainRule::kCountless2x2>(p, step, off, q, os, full);
+        RunRuleLine<U, TinybrainRule::kCountless2x2>(p, step, off, fast, vectors, ahead, q, os, full);
         break;
       case TinybrainRule::kStippled2x2:
-        RuleLine<U, TinybrainRule::kStippled2x2>(p, step, off, q, os, full);
+        RunRuleLine<U, TinybrainRule::kStippled2x2>(p, step, off, fast, vectors, ahead, q, os, full);
         break;
       case TinybrainRule::kCount2x2x2:
-        RuleLine<U, TinybrainRule::kCount2x2x2>(p, step, off, q, os, full);
+        RunRuleLine<U, TinybrainRule::kCount2x2x2>(p, step, off, fast, vectors, ahead, q, os, full);
         break;
       default:
-        RuleLine<U, TinybrainRule::kSparseCount2x2x2>(p, step, off, q, os, full);
+        RunRuleLine<U, TinybrainRule::kSparseCount2x2x2>(p, step, off, fast, vectors, ahead, q, os, full);
         break;
     }
     if (full * (fast_is_block ? 2 : 1) < n_fast) {  // odd block axis: the last voxel repeats

@@ -107,6 +107,32 @@ inline void FoldRow(typename R::Acc* acc, typename R::Count* count, const T* p, 
   }
 }
 
+// Without sparse counts, up to four contiguous rows fold in one pass:
+// left to right, as FoldRow one row at a time would (the same sums bit for
+// bit, floats included), with a fraction of the accumulator loads and stores.
+// Used for blocks of three rows or more: with two (2x2x1 float means) it
+// measured slower than two FoldRow passes (2.3 against 3.6 GVx/s).
+template <typename T, typename R, int kK>
+inline void FoldRows(typename R::Acc* __restrict acc, const T* const (&rows)[4], int64_t span,
+                     bool first) {
+  using E = Element<T>;
+  const T* __restrict r[kK];
+  for (int k = 0; k < kK; ++k) r[k] = rows[k];
+  if (first) {
+    for (int64_t i = 0; i < span; ++i) {
+      auto x = R::Add(R::Init(), E::Load(r[0][i]));
+      for (int k = 1; k < kK; ++k) x = R::Add(x, E::Load(r[k][i]));
+      acc[i] = x;
+    }
+  } else {
+    for (int64_t i = 0; i < span; ++i) {
+      auto x = acc[i];
+      for (int k = 0; k < kK; ++k) x = R::Add(x, E::Load(r[k][i]));
+      acc[i] = x;
+    }
+  }
+}
+
 // Integer rows with a small factor along a contiguous row fold each group of
 // kF voxels first, then add the group into the row accumulator: half (or a
 // third, a quarter) of the accumulator traffic of FoldRow, and the groups
@@ -491,15 +517,35 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           continue;
         }
       }
-      rows.ForEach([&](int64_t off) {
-        const T* row = in + off + i0 * f * s;
-        if (first) {
-          FoldRow<T, R, kSparse, true>(a, c, row, fold_span, fold_stride);
+      if (!kSparse && fold_stride == 1 && rows.rows() > 2) {
+        const T* batch[4];
+        int nb = 0;
+        auto flush = [&] {
+          switch (nb) {
+            case 1: FoldRows<T, R, 1>(a, batch, fold_span, first); break;
+            case 2: FoldRows<T, R, 2>(a, batch, fold_span, first); break;
+            case 3: FoldRows<T, R, 3>(a, batch, fold_span, first); break;
+            default: FoldRows<T, R, 4>(a, batch, fold_span, first); break;
+          }
           first = false;
-        } else {
-          FoldRow<T, R, kSparse, false>(a, c, row, fold_span, fold_stride);
-        }
-      });
+          nb = 0;
+        };
+        rows.ForEach([&](int64_t off) {
+          batch[nb++] = in + off + i0 * f * s;
+          if (nb == 4) flush();
+        });
+        if (nb > 0) flush();
+      } else {
+        rows.ForEach([&](int64_t off) {
+          const T* row = in + off + i0 * f * s;
+          if (first) {
+            FoldRow<T, R, kSparse, true>(a, c, row, fold_span, fold_stride);
+            first = false;
+          } else {
+            FoldRow<T, R, kSparse, false>(a, c, row, fold_span, fold_stride);
+          }
+        });
+      }
       T* o = out + rows.out_offset() + i0 * os;
       RowOutputs<R> ro{span, span / f, rows.rows() * f, rows.rows() * (span % f)};
       FinishAny<T, R, kSparse>(a, c, f, lanes, ro, o, os, g.lane_out_stride, rounding);
@@ -617,6 +663,19 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   }
 }
 
+// One output row of stride: every kStep-th input element (kStep 0: `step`).
+// Constant small steps into a contiguous row vectorise as deinterleaves.
+template <typename T, int kStep>
+inline void StrideRow(const T* __restrict p, T* __restrict q, int64_t step_rt, int64_t os, int64_t begin,
+                      int64_t end) {
+  const int64_t step = kStep > 0 ? kStep : step_rt;
+  if (kStep > 0) {
+    for (int64_t i = begin; i < end; ++i) q[i] = p[i * step];
+  } else {
+    for (int64_t i = begin; i < end; ++i) q[i * os] = p[i * step];
+  }
+}
+
 // stride: the origin sample of every block.
 template <typename T>
 void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
@@ -633,7 +692,16 @@ void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
     }
     const T* p = in + in_off;
     T* q = out + out_off;
-    for (int64_t i = w.inner_begin; i < w.inner_end; ++i) q[i * os] = p[i * step];
+    const int64_t b = w.inner_begin, e = w.inner_end;
+    if (os == 1 && step == 2) {
+      StrideRow<T, 2>(p, q, step, os, b, e);
+    } else if (os == 1 && step == 3) {
+      StrideRow<T, 3>(p, q, step, os, b, e);
+    } else if (os == 1 && step == 4) {
+      StrideRow<T, 4>(p, q, step, os, b, e);
+    } else {
+      StrideRow<T, 0>(p, q, step, os, b, e);
+    }
   }
 }
 

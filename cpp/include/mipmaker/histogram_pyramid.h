@@ -8,12 +8,14 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 #include <array>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "mipmaker/element.h"
+#include "mipmaker/histogram_leaf.h"
 #include "mipmaker/method.h"
 #include "mipmaker/types.h"
 
@@ -24,15 +26,14 @@ template <typename T, bool kMedian, bool kSparse>
 class HistogramPyramid {
  public:
   using V = typename Element<T>::Value;
-  struct Bin {
-    V value;
-    int64_t count;
-  };
+  using Bin = HistogramBin<V>;
+  // Integer values take the level-by-level leaf for whole blocks.
+  static constexpr bool kLeaf = std::is_integral_v<V>;
 
   // `levels[0]` is the input, levels[1..num_levels] the outputs (normalised
   // axes; no lanes).
   HistogramPyramid(const T* in, const Geometry& g, const LevelGeometry* levels, int num_levels)
-      : in_(in), g_(g), lv_(levels), k_(num_levels) {
+      : in_(in), g_(g), lv_(levels), k_(num_levels), leaf_(in, g, levels, kLeaf ? num_levels : 0) {
     // Input offsets of the voxels of a whole level-1 block, for the fast path.
     std::array<int64_t, kMaxRank> c{};
     for (;;) {
@@ -48,17 +49,29 @@ class HistogramPyramid {
     }
   }
 
-  // Computes the level-k output voxel with linear index `item` and every
-  // voxel of the lower levels inside its block.
-  void Run(int64_t item) {
+  // Computes level-k output voxels [item, end) (linear indices) and every
+  // voxel of the lower levels inside their blocks; returns how many it did
+  // (at least one). Whole blocks go to the leaf in runs along the last axis,
+  // which read each input row in one sweep instead of a short piece per block.
+  int64_t Run(int64_t item, int64_t end) {
     std::array<int64_t, kMaxRank> o{};
+    int64_t rest = item;
     for (int d = g_.rank - 1; d >= 0; --d) {
-      o[d] = item % lv_[k_].shape[d];
-      item /= lv_[k_].shape[d];
+      o[d] = rest % lv_[k_].shape[d];
+      rest /= lv_[k_].shape[d];
+    }
+    if constexpr (kLeaf) {
+      const int last = g_.rank - 1;
+      const int64_t run = leaf_.Covers(k_, o, std::min(end - item, lv_[k_].shape[last] - o[last]));
+      if (run > 0) {
+        leaf_.Run(k_, o, run, nullptr);
+        return run;
+      }
     }
     bins_.clear();
     bool nan = false;
     Build(k_, o, nan);
+    return 1;
   }
 
  private:
@@ -66,6 +79,12 @@ class HistogramPyramid {
   // values) and writes its mode / median to level j's output. Children
   // append theirs first, then the block merges them in place.
   void Build(int j, const std::array<int64_t, kMaxRank>& o, bool& saw_nan) {
+    if constexpr (kLeaf) {
+      if (leaf_.Covers(j, o)) {
+        leaf_.Run(j, o, 1, &bins_);
+        return;
+      }
+    }
     const size_t base = bins_.size();
     bool nan = false;
     std::array<int64_t, kMaxRank> lo{}, hi{}, c{};
@@ -265,13 +284,14 @@ class HistogramPyramid {
   int k_;
   std::vector<int64_t> block_offsets_;
   std::vector<Bin> bins_;
+  HistogramLeaf<T, kMedian, kSparse> leaf_;
 };
 
 template <typename T, bool kMedian, bool kSparse>
 void HistogramPyramidKernel(const T* in, const Geometry& g, const LevelGeometry* levels,
                             int num_levels, int64_t item_begin, int64_t item_end) {
   HistogramPyramid<T, kMedian, kSparse> worker(in, g, levels, num_levels);
-  for (int64_t item = item_begin; item < item_end; ++item) worker.Run(item);
+  for (int64_t item = item_begin; item < item_end;) item += worker.Run(item, item_end);
 }
 
 }  // namespace MIPMAKER_ISA

@@ -11,6 +11,7 @@
 #include "mipmaker/isa.h"
 #include "mipmaker/pyramid.h"
 #include "mipmaker/reducers.h"
+#include "mipmaker/short_rows.h"
 #include "mipmaker/tinybrain_rules.h"
 
 namespace mipmaker {
@@ -20,15 +21,19 @@ namespace {
 #define MIPMAKER_STR2(x) #x
 #define MIPMAKER_STR(x) MIPMAKER_STR2(x)
 
+template <typename T, typename R, bool kSparse>
+void RunAccumulate(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
+  const T* src = static_cast<const T*>(in);
+  T* dst = static_cast<T*>(out);
+  if (!ShortRowsKernel<T, R, kSparse>(src, dst, g, w, r)) AccumulateKernel<T, R, kSparse>(src, dst, g, w, r);
+}
 template <typename T, bool kSparse, int kTier>
 void RunMean(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
-  AccumulateKernel<T, MeanReducer<T, kTier>, kSparse>(static_cast<const T*>(in),
-                                                       static_cast<T*>(out), g, w, r);
+  RunAccumulate<T, MeanReducer<T, kTier>, kSparse>(in, out, g, r, w);
 }
 template <typename T, bool kSparse, bool kMax, int kTier>
 void RunExtremum(const void* in, void* out, const Geometry& g, Rounding r, WorkRange w) {
-  AccumulateKernel<T, ExtremumReducer<T, kMax, kTier>, kSparse>(static_cast<const T*>(in),
-                                                                static_cast<T*>(out), g, w, r);
+  RunAccumulate<T, ExtremumReducer<T, kMax, kTier>, kSparse>(in, out, g, r, w);
 }
 template <typename T, typename R, bool kSparse>
 void RunPyramid(const void* in, const Geometry& g, const LevelGeometry* levels, int num_levels,

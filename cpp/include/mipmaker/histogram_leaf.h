@@ -427,19 +427,31 @@ class HistogramLeaf {
       if (uniform) {
         node = Node{k0.value, -1, 0};
       } else {
-        // Each child's histogram is a sorted run: merge the runs.
+        // Uniform children first, gathered into one sorted run (they
+        // repeat a few values), then each mixed child's histogram is a
+        // sorted run of its own: merge the runs.
         size_t len = 0, runs = 0;
         for (const int64_t kid : kids) {
           const Node& k = below[first + kid];
-          bounds[runs] = len;
-          if (k.begin < 0) {
-            scratch[len] = Bin{k.value, child_voxels};
-            len += !(kSparse && IsZero(k.value));
+          if (k.begin >= 0 || (kSparse && IsZero(k.value))) continue;
+          size_t at = 0;
+          while (at < len && scratch[at].value != k.value) ++at;
+          if (at < len) {
+            scratch[at].count += child_voxels;
           } else {
-            std::copy(below_pool + k.begin, below_pool + k.begin + k.size, scratch + len);
-            len += static_cast<size_t>(k.size);
+            scratch[len++] = Bin{k.value, child_voxels};
           }
-          runs += bounds[runs] < len;
+        }
+        if (len > 0) {
+          len = SortMergeBins(scratch, len);
+          bounds[runs++] = 0;
+        }
+        for (const int64_t kid : kids) {
+          const Node& k = below[first + kid];
+          if (k.begin < 0 || k.size == 0) continue;
+          bounds[runs++] = len;
+          std::copy(below_pool + k.begin, below_pool + k.begin + k.size, scratch + len);
+          len += static_cast<size_t>(k.size);
         }
         bounds[runs] = len;
         Bin* merged = MergeRuns(scratch, spare, bounds, runs, len);

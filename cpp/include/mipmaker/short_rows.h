@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Accumulating reductions over short rows, several output rows per pass.
+// A C-order volume whose last axis is short (64 voxels, say) gives rows too
+// short for AccumulateKernel: locating each row's block and finishing it
+// costs more than folding it. When the rows are contiguous with the axis
+// above them, the f_y input rows of an output row and those of the next K-1
+// output rows along that axis form one contiguous super-row, folded in one
+// FoldGroups pass; the f_y rows of each output row are then combined and
+// the K rows finished together.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "mipmaker/downsample.h"
+#include "mipmaker/types.h"
+
+namespace mipmaker {
+namespace MIPMAKER_ISA {
+
+// Runs work range `w` in super-rows when the geometry allows and returns
+// true; returns false (having done nothing) otherwise.
+template <typename T, typename R, bool kSparse>
+bool ShortRowsKernel(const T* in, T* out, const Geometry& g, WorkRange w, Rounding rounding) {
+  if constexpr (!kGroupFirst<T, R>) {
+    return false;
+  } else {
+    using Acc = typename R::Acc;
+    using Count = typename R::Count;
+    const int last = g.rank - 1, up = g.rank - 2;
+    if (g.rank < 2 || g.lanes != 1) return false;
+    const int64_t f = g.factors[last], n = g.in_shape[last], m = g.out_shape[last];
+    const int64_t fy = g.factors[up];
+    if (g.in_strides[last] != 1 || f < 2 || f > 4 || n % f != 0 || g.out_strides[last] != 1 ||
+        g.in_strides[up] != n || g.out_strides[up] != m || w.inner_begin != 0 || w.inner_end != m) {
+      return false;
+    }
+    constexpr int64_t kSuperRow = 2048;  // input elements per pass, as AccumulateKernel's chunks
+    if (fy * n * 2 > kSuperRow) return false;  // long rows: AccumulateKernel is fine
+    const int64_t k_max = kSuperRow / (fy * n);
+    std::vector<Acc> acc(static_cast<size_t>(fy * k_max * m)), sums(static_cast<size_t>(k_max * m));
+    std::vector<Count> counts(kSparse ? acc.size() : 0), sum_counts(kSparse ? sums.size() : 0);
+    std::vector<int64_t> starts;
+    const int64_t whole_y = g.in_shape[up] / fy;  // output rows whose y block is whole
+    for (int64_t outer = w.outer_begin; outer < w.outer_end;) {
+      const int64_t yo = outer % g.out_shape[up];
+      const int64_t k = std::min({k_max, whole_y - yo, w.outer_end - outer});
+      if (k <= 0) {  // a partial y block at the edge: one ordinary row
+        AccumulateKernel<T, R, kSparse>(in, out, g, WorkRange{outer, outer + 1, 0, m}, rounding);
+        ++outer;
+        continue;
+      }
+      BlockRows rows(g, outer);
+      // Block rows come with y fastest: every fy-th one starts a super-row.
+      starts.clear();
+      int64_t r = 0;
+      rows.ForEach([&](int64_t off) {
+        if (r++ % fy == 0) starts.push_back(off);
+      });
+      const int64_t span = fy * k * n;
+      Acc* a = acc.data();
+      Count* c = kSparse ? counts.data() : nullptr;
+      for (size_t i = 0; i < starts.size(); ++i) {
+        const T* p = in + starts[i];
+        auto fold = [&](auto first) {
+          constexpr bool kFirst = decltype(first)::value;
+          switch (f) {
+            case 2: FoldGroups<T, R, kSparse, kFirst, 2>(a, c, p, span); break;
+            case 3: FoldGroups<T, R, kSparse, kFirst, 3>(a, c, p, span); break;
+            default: FoldGroups<T, R, kSparse, kFirst, 4>(a, c, p, span); break;
+          }
+        };
+        if (i == 0) {
+          fold(std::true_type{});
+        } else {
+          fold(std::false_type{});
+        }
+      }
+      // Output row j of the batch sums accumulator rows fy*j .. fy*j + fy-1.
+      Acc* s = sums.data();
+      Count* sc = kSparse ? sum_counts.data() : nullptr;
+      for (int64_t j = 0; j < k; ++j) {
+        const Acc* src = a + j * fy * m;
+        Acc* dst = s + j * m;
+        std::copy(src, src + m, dst);
+        for (int64_t dy = 1; dy < fy; ++dy) {
+          for (int64_t i = 0; i < m; ++i) dst[i] = R::Combine(dst[i], src[dy * m + i]);
+        }
+        if constexpr (kSparse) {
+          const Count* csrc = c + j * fy * m;
+          Count* cdst = sc + j * m;
+          std::copy(csrc, csrc + m, cdst);
+          for (int64_t dy = 1; dy < fy; ++dy) {
+            for (int64_t i = 0; i < m; ++i) cdst[i] += csrc[dy * m + i];
+          }
+        }
+      }
+      const RowOutputs<R> ro{k * m, k * m, rows.rows() * f, 0};
+      FinishAny<T, R, kSparse>(s, sc, 1, 1, ro, out + rows.out_offset(), 1, 0, rounding);
+      outer += k;
+    }
+    return true;
+  }
+}
+
+}  // namespace MIPMAKER_ISA
+}  // namespace mipmaker

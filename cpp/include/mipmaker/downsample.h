@@ -181,6 +181,25 @@ inline void FoldGroups(typename R::Acc* __restrict acc, typename R::Count* __res
   if (whole * kF < span) group(whole, span - whole * kF);
 }
 
+// FoldGroups for a run-time factor f in 2..4 and first-row flag.
+template <typename T, typename R, bool kSparse>
+inline void FoldGroupsAny(typename R::Acc* acc, typename R::Count* count, const T* p, int64_t span, int64_t f,
+                          bool first) {
+  auto fold = [&](auto first_row) {
+    constexpr bool kFirst = decltype(first_row)::value;
+    switch (f) {
+      case 2: FoldGroups<T, R, kSparse, kFirst, 2>(acc, count, p, span); break;
+      case 3: FoldGroups<T, R, kSparse, kFirst, 3>(acc, count, p, span); break;
+      default: FoldGroups<T, R, kSparse, kFirst, 4>(acc, count, p, span); break;
+    }
+  };
+  if (first) {
+    fold(std::true_type{});
+  } else {
+    fold(std::false_type{});
+  }
+}
+
 // What the horizontal pass produces for one chunk of an output row: outputs
 // [0, m) from groups of f row accumulators; outputs [0, full) have whole
 // groups of `full_count` input voxels, the rest (at most one, at the end of
@@ -307,7 +326,14 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
   const int64_t f = kF > 0 ? kF : f_rt;
   const int64_t m = (row.span + f - 1) / f;
   int64_t o = 0;
-  if constexpr (kSparse && kFastSparseFinish<T, R>) {
+  if constexpr (kSparse && kFastSparseFinish<T, R> && kF == 1) {
+    // Groups of one (rows folded by FoldGroups): finish the accumulators in
+    // place; gathering them into blocks first was a plain copy.
+    if (row.keep) std::copy(acc, acc + m, row.keep);
+    if (row.keep_count) std::copy(count, count + m, row.keep_count);
+    FinishSparseSpan<T, R>(acc, count, m, out, os, rounding);
+    return;
+  } else if constexpr (kSparse && kFastSparseFinish<T, R>) {
     using Count = typename R::Count;
     constexpr int64_t kBlock = 256;
     Acc sums[kBlock];
@@ -494,21 +520,8 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
         }
         if (lanes == 1 && s == 1 && f >= 2 && f <= 4) {
           rows.ForEach([&](int64_t off) {
-            const T* row = in + off + i0 * f;
-            auto fold = [&](auto first) {
-              constexpr bool kFirst = decltype(first)::value;
-              switch (f) {
-                case 2: FoldGroups<T, R, kSparse, kFirst, 2>(a, c, row, span); break;
-                case 3: FoldGroups<T, R, kSparse, kFirst, 3>(a, c, row, span); break;
-                default: FoldGroups<T, R, kSparse, kFirst, 4>(a, c, row, span); break;
-              }
-            };
-            if (first) {
-              fold(std::true_type{});
-              first = false;
-            } else {
-              fold(std::false_type{});
-            }
+            FoldGroupsAny<T, R, kSparse>(a, c, in + off + i0 * f, span, f, first);
+            first = false;
           });
           T* o = out + rows.out_offset() + i0 * os;
           const int64_t m = (span + f - 1) / f;

@@ -95,19 +95,7 @@ class PyramidWorker {
         if constexpr (kGroupFirst<T, R>) {
           int64_t off = a0;
           for (int d = 0; d < last; ++d) off += c[d] * g_.in_strides[d];
-          auto fold = [&](auto first_row) {
-            constexpr bool kFirst = decltype(first_row)::value;
-            switch (f) {
-              case 2: FoldGroups<T, R, kSparse, kFirst, 2>(vert, vcnt, in_ + off, b0 - a0); break;
-              case 3: FoldGroups<T, R, kSparse, kFirst, 3>(vert, vcnt, in_ + off, b0 - a0); break;
-              default: FoldGroups<T, R, kSparse, kFirst, 4>(vert, vcnt, in_ + off, b0 - a0); break;
-            }
-          };
-          if (first) {
-            fold(std::true_type{});
-          } else {
-            fold(std::false_type{});
-          }
+          FoldGroupsAny<T, R, kSparse>(vert, vcnt, in_ + off, b0 - a0, f, first);
         }
       } else if (j == 1) {
         int64_t off = a0 * g_.in_strides[last];

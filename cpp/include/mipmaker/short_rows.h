@@ -61,22 +61,7 @@ bool ShortRowsKernel(const T* in, T* out, const Geometry& g, WorkRange w, Roundi
       const int64_t span = fy * k * n;
       Acc* a = acc.data();
       Count* c = kSparse ? counts.data() : nullptr;
-      for (size_t i = 0; i < starts.size(); ++i) {
-        const T* p = in + starts[i];
-        auto fold = [&](auto first) {
-          constexpr bool kFirst = decltype(first)::value;
-          switch (f) {
-            case 2: FoldGroups<T, R, kSparse, kFirst, 2>(a, c, p, span); break;
-            case 3: FoldGroups<T, R, kSparse, kFirst, 3>(a, c, p, span); break;
-            default: FoldGroups<T, R, kSparse, kFirst, 4>(a, c, p, span); break;
-          }
-        };
-        if (i == 0) {
-          fold(std::true_type{});
-        } else {
-          fold(std::false_type{});
-        }
-      }
+      for (size_t i = 0; i < starts.size(); ++i) FoldGroupsAny<T, R, kSparse>(a, c, in + starts[i], span, f, i == 0);
       // Output row j of the batch sums accumulator rows fy*j .. fy*j + fy-1.
       Acc* s = sums.data();
       Count* sc = kSparse ? sum_counts.data() : nullptr;

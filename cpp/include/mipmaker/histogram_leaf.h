@@ -27,6 +27,25 @@ struct HistogramBin {
   int64_t count;
 };
 
+// Offsets (with per-axis `strides`) of the cells of one block of
+// `factors[0] x ... x factors[rank-1]`, last axis fastest, into `out`.
+inline void BlockOffsets(int rank, const std::array<int64_t, kMaxRank>& factors,
+                         const std::array<int64_t, kMaxRank>& strides, std::vector<int64_t>& out) {
+  out.clear();
+  std::array<int64_t, kMaxRank> c{};
+  for (;;) {
+    int64_t off = 0;
+    for (int d = 0; d < rank; ++d) off += c[d] * strides[d];
+    out.push_back(off);
+    int d = rank - 1;
+    for (; d >= 0; --d) {
+      if (++c[d] < factors[d]) break;
+      c[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
 // Sorts a short run of bins by value (insertion sort: most runs hold a few
 // bins) and merges equal values; returns the new length.
 template <typename V>
@@ -163,19 +182,7 @@ class HistogramLeaf {
 
   HistogramLeaf(const T* in, const Geometry& g, const LevelGeometry* levels, int num_levels)
       : in_(in), g_(g), lv_(levels) {
-    // Offsets of the voxels of a level-1 block, last axis fastest.
-    std::array<int64_t, kMaxRank> c{};
-    for (;;) {
-      int64_t off = 0;
-      for (int d = 0; d < g_.rank; ++d) off += c[d] * g_.in_strides[d];
-      voxel_offsets_.push_back(off);
-      int d = g_.rank - 1;
-      for (; d >= 0; --d) {
-        if (++c[d] < g_.factors[d]) break;
-        c[d] = 0;
-      }
-      if (d < 0) break;
-    }
+    BlockOffsets(g_.rank, g_.factors, g_.in_strides, voxel_offsets_);  // a level-1 block's voxels
     // The leaf covers up to kMaxLeafVoxels voxels: enough levels that the
     // histograms above it are few, few enough that its pools stay in cache.
     constexpr int64_t kMaxLeafVoxels = 1 << 15;
@@ -386,19 +393,7 @@ class HistogramLeaf {
     }
     // Node offsets of a block's children from its first child.
     std::vector<int64_t>& kids = kid_offsets_;
-    kids.clear();
-    std::array<int64_t, kMaxRank> e{};
-    for (;;) {
-      int64_t k = 0;
-      for (int d = 0; d < rank; ++d) k += e[d] * child_row[d];
-      kids.push_back(k);
-      int d = rank - 1;
-      for (; d >= 0; --d) {
-        if (++e[d] < g_.factors[d]) break;
-        e[d] = 0;
-      }
-      if (d < 0) break;
-    }
+    BlockOffsets(rank, g_.factors, child_row, kids);
     const Node* below = nodes_[i - 1].data();
     const Bin* below_pool = pool_[i - 1].data();
     std::vector<Node>& nodes = nodes_[i];

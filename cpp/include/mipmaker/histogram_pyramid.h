@@ -35,18 +35,7 @@ class HistogramPyramid {
   HistogramPyramid(const T* in, const Geometry& g, const LevelGeometry* levels, int num_levels)
       : in_(in), g_(g), lv_(levels), k_(num_levels), leaf_(in, g, levels, kLeaf ? num_levels : 0) {
     // Input offsets of the voxels of a whole level-1 block, for the fast path.
-    std::array<int64_t, kMaxRank> c{};
-    for (;;) {
-      int64_t off = 0;
-      for (int d = 0; d < g_.rank; ++d) off += c[d] * g_.in_strides[d];
-      block_offsets_.push_back(off);
-      int d = g_.rank - 1;
-      for (; d >= 0; --d) {
-        if (++c[d] < g_.factors[d]) break;
-        c[d] = 0;
-      }
-      if (d < 0) break;
-    }
+    BlockOffsets(g_.rank, g_.factors, g_.in_strides, block_offsets_);
   }
 
   // Computes level-k output voxels [item, end) (linear indices) and every

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import mipmaker
 from mipmaker import _core
-from reference import ref_downsample, ref_tb_mode_2x2, ref_tb_mode_2x2x2
+from reference import ref_downsample, ref_pyramid, ref_tb_mode_2x2, ref_tb_mode_2x2x2
 
 ISAS = _core.available_isas()
 DTYPES = [np.uint8, np.int16, np.uint32, np.int64, np.uint64, np.float32, np.float64, np.bool_]
@@ -99,3 +99,29 @@ def test_isa_tinybrain_rules_long_blocky_lines(isa, rule, seed, sparse, order, d
     got = mipmaker.downsample_segmentation(image, factor, sparse=sparse)[0]
     want = ref_tb_mode_2x2(image, sparse) if rule == "2x2" else ref_tb_mode_2x2x2(image, sparse)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16], ids=lambda d: np.dtype(d).name)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), sparse=st.booleans(), order=st.sampled_from("CF"),
+       levels=st.integers(1, 3), fz=st.sampled_from([1, 2]))
+def test_isa_pair_means_of_long_rows(isa, dtype, seed, sparse, order, levels, fz):
+    # Means in pairs along a contiguous axis of whole vectors and a tail
+    # (AVX2: 32 bytes), extreme values and runs of zeros, one level and
+    # fused pyramids (16- and 32-bit accumulators, first and later rows).
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    n = int(rng.integers(33, 150))
+    shape = [n, int(rng.integers(1, 9)), int(rng.integers(1, 6))]
+    factors = [2, 2, fz]
+    if order == "C":
+        shape, factors = shape[::-1], factors[::-1]
+    image = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    image[rng.random(shape) < 0.3] = 0
+    image[rng.random(shape) < 0.1] = info.max
+    image[rng.random(shape) < 0.1] = info.min
+    image = np.asarray(image, order=order)
+    got = mipmaker.pyramid(image, factors, levels, method="mean", sparse=sparse, threads=2)
+    want = ref_pyramid(image, factors, levels, "mean", sparse=sparse)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mipmaker/element.h"
+#include "mipmaker/fold_groups.h"
 #include "mipmaker/method.h"
 #include "mipmaker/reducers.h"
 #include "mipmaker/small_mode.h"
@@ -133,84 +134,37 @@ inline void FoldRows(typename R::Acc* __restrict acc, const T* const (&rows)[4],
   }
 }
 
-// Integer rows with a small factor along a contiguous row fold each group of
-// kF voxels first, then add the group into the row accumulator: half (or a
-// third, a quarter) of the accumulator traffic of FoldRow, and the groups
-// vectorise as interleaved loads. Integer sums, minima and maxima do not
-// depend on the order of the voxels; float ones might (rounding, -0.0), so
-// floats keep FoldRow's order. The last group may be short (`span`).
-template <typename T, typename R>
-constexpr bool kGroupFirst = std::is_integral_v<typename Element<T>::Value> &&
-                             !std::is_same_v<typename Element<T>::Value, bool>;
-
-template <typename T, typename R, bool kSparse, bool kFirst, int kF>
-inline void FoldGroups(typename R::Acc* __restrict acc, typename R::Count* __restrict count,
-                       const T* __restrict p, int64_t span) {
-  using E = Element<T>;
-  using Acc = typename R::Acc;
-  using Count = typename R::Count;
-  const int64_t whole = span / kF;
-  auto group = [&](int64_t o, int64_t len) {
-    Acc g;
-    Count k = 0;
-    if constexpr (kSparse && !R::kIsMean) {  // sparse min/max: zeros are skipped
-      g = R::Init();
-      for (int64_t j = 0; j < len; ++j) {
-        const auto v = E::Load(p[o * kF + j]);
-        g = IsZero(v) ? g : R::Add(g, v);
-        k += !IsZero(v);
-      }
-    } else {  // a zero adds nothing to a sparse sum: only the count tests it
-      g = R::Add(R::Init(), E::Load(p[o * kF]));
-      if constexpr (kSparse) k = !IsZero(E::Load(p[o * kF]));
-      for (int64_t j = 1; j < len; ++j) {
-        const auto v = E::Load(p[o * kF + j]);
-        g = R::Add(g, v);
-        if constexpr (kSparse) k += !IsZero(v);
-      }
-    }
-    if constexpr (kFirst) {
-      acc[o] = g;
-      if constexpr (kSparse) count[o] = k;
-    } else {
-      acc[o] = R::Combine(acc[o], g);
-      if constexpr (kSparse) count[o] += k;
-    }
-  };
-  for (int64_t o = 0; o < whole; ++o) group(o, kF);
-  if (whole * kF < span) group(whole, span - whole * kF);
-}
-
-// FoldGroups for a run-time factor f in 2..4 and first-row flag.
-template <typename T, typename R, bool kSparse>
-inline void FoldGroupsAny(typename R::Acc* acc, typename R::Count* count, const T* p, int64_t span, int64_t f,
-                          bool first) {
-  auto fold = [&](auto first_row) {
-    constexpr bool kFirst = decltype(first_row)::value;
-    switch (f) {
-      case 2: FoldGroups<T, R, kSparse, kFirst, 2>(acc, count, p, span); break;
-      case 3: FoldGroups<T, R, kSparse, kFirst, 3>(acc, count, p, span); break;
-      default: FoldGroups<T, R, kSparse, kFirst, 4>(acc, count, p, span); break;
-    }
-  };
-  if (first) {
-    fold(std::true_type{});
-  } else {
-    fold(std::false_type{});
-  }
-}
-
 // What the horizontal pass produces for one chunk of an output row: outputs
 // [0, m) from groups of f row accumulators; outputs [0, full) have whole
 // groups of `full_count` input voxels, the rest (at most one, at the end of
 // the row) `tail_count`. A fused pyramid also keeps the combined, unfinished
-// accumulators (`keep`, `keep_count`) for the next level.
+// accumulators (`keep`, `keep_count`) for the next level; with `keep_add`
+// it combines them into what is there (the next level's row accumulators,
+// after its first child row) instead of storing them.
 template <typename R>
 struct RowOutputs {
   int64_t span, full, full_count, tail_count;
   typename R::Acc* keep = nullptr;
   typename R::Count* keep_count = nullptr;
+  bool keep_add = false;
 };
+
+// Keeps n accumulators (and counts) at `o` of the row's keep arrays.
+template <typename R>
+inline void KeepSpan(const RowOutputs<R>& row, int64_t o, const typename R::Acc* a, const typename R::Count* c,
+                     int64_t n) {
+  if (row.keep_add) {
+    if (row.keep) {
+      for (int64_t i = 0; i < n; ++i) row.keep[o + i] = R::Combine(row.keep[o + i], a[i]);
+    }
+    if (row.keep_count) {
+      for (int64_t i = 0; i < n; ++i) row.keep_count[o + i] += c[i];
+    }
+  } else {
+    if (row.keep) std::copy(a, a + n, row.keep + o);
+    if (row.keep_count) std::copy(c, c + n, row.keep_count + o);
+  }
+}
 
 // Integer means over power-of-two blocks finish with a shift; returns it, or 0.
 template <typename T, typename R, bool kSparse>
@@ -225,7 +179,9 @@ inline int ShiftFor(int64_t count) {
 // The hot loop of the horizontal pass: whole groups of f accumulators with
 // the same voxel count, finished without a per-output division where the
 // count allows (integer means: a shift; float means: an exact reciprocal).
-template <typename T, typename R, bool kSparse, int kF, bool kKeep>
+// kKeep: 0 keeps nothing, 1 stores the groups in `keep`, 2 combines them
+// into it.
+template <typename T, typename R, bool kSparse, int kF, int kKeep>
 inline void FinishWholeGroups(const typename R::Acc* acc, int64_t f_rt, int64_t n, int64_t count,
                               typename R::Acc* keep, T* out, int64_t os, Rounding rounding) {
   using V = typename Element<T>::Value;
@@ -234,7 +190,8 @@ inline void FinishWholeGroups(const typename R::Acc* acc, int64_t f_rt, int64_t 
   auto group = [&](int64_t o) {
     Acc a = acc[o * f];
     for (int64_t j = 1; j < f; ++j) a = R::Combine(a, acc[o * f + j]);
-    if constexpr (kKeep) keep[o] = a;
+    if constexpr (kKeep == 1) keep[o] = a;
+    if constexpr (kKeep == 2) keep[o] = R::Combine(keep[o], a);
     return a;
   };
   const bool pow2 = count > 0 && (count & (count - 1)) == 0;
@@ -329,8 +286,7 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
   if constexpr (kSparse && kFastSparseFinish<T, R> && kF == 1) {
     // Groups of one (rows folded by FoldGroups): finish the accumulators in
     // place; gathering them into blocks first was a plain copy.
-    if (row.keep) std::copy(acc, acc + m, row.keep);
-    if (row.keep_count) std::copy(count, count + m, row.keep_count);
+    KeepSpan<R>(row, 0, acc, count, m);
     FinishSparseSpan<T, R>(acc, count, m, out, os, rounding);
     return;
   } else if constexpr (kSparse && kFastSparseFinish<T, R>) {
@@ -355,8 +311,7 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
       };
       for (int64_t i = 0; i < whole; ++i) group(i, f);  // f is a constant here when kF is
       for (int64_t i = whole; i < n; ++i) group(i, std::min(f, row.span - (o0 + i) * f));  // the short end
-      if (row.keep) std::copy(sums, sums + n, row.keep + o0);
-      if (row.keep_count) std::copy(counts, counts + n, row.keep_count + o0);
+      KeepSpan<R>(row, o0, sums, counts, n);
       FinishSparseSpan<T, R>(sums, counts, n, out + o0 * os, os, rounding);
     }
     return;
@@ -365,10 +320,12 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
     // Whole groups only: a block clamped by the volume edge can hold a full
     // count in fewer than f accumulators.
     const int64_t whole = std::min(row.full, row.span / f);
-    if (row.keep) {
-      FinishWholeGroups<T, R, kSparse, kF, true>(acc, f, whole, row.full_count, row.keep, out, os, rounding);
+    if (row.keep && row.keep_add) {
+      FinishWholeGroups<T, R, kSparse, kF, 2>(acc, f, whole, row.full_count, row.keep, out, os, rounding);
+    } else if (row.keep) {
+      FinishWholeGroups<T, R, kSparse, kF, 1>(acc, f, whole, row.full_count, row.keep, out, os, rounding);
     } else {
-      FinishWholeGroups<T, R, kSparse, kF, false>(acc, f, whole, row.full_count, nullptr, out, os, rounding);
+      FinishWholeGroups<T, R, kSparse, kF, 0>(acc, f, whole, row.full_count, nullptr, out, os, rounding);
     }
     o = whole;
   }
@@ -381,11 +338,12 @@ inline void FinishRow(const typename R::Acc* acc, const typename R::Count* count
       a = R::Combine(a, acc[o * f + j]);
       if constexpr (kSparse) c += count[o * f + j];
     }
-    if (row.keep) row.keep[o] = a;
     if constexpr (kSparse) {
-      if (row.keep_count) row.keep_count[o] = static_cast<typename R::Count>(c);
+      const auto k = static_cast<typename R::Count>(c);
+      KeepSpan<R>(row, o, &a, &k, 1);
       out[o * os] = c == 0 ? Element<T>::Store(V(0)) : R::Finish(a, c, rounding);
     } else {
+      KeepSpan<R>(row, o, &a, nullptr, 1);
       out[o * os] = R::Finish(a, o < row.full ? row.full_count : row.tail_count, rounding);
     }
   }
@@ -412,13 +370,11 @@ inline void FinishRowLanes(typename R::Acc* acc, typename R::Count* count, int64
         for (int64_t l = 0; l < lanes; ++l) c[l] += cb[l];
       }
     }
-    if (row.keep) std::copy(a, a + lanes, row.keep + o * lanes);
+    KeepSpan<R>(row, o * lanes, a, c, lanes);
     T* q = out + o * os;
     if constexpr (kSparse && kFastSparseFinish<T, R>) {
-      if (row.keep_count) std::copy(c, c + lanes, row.keep_count + o * lanes);
       FinishSparseSpan<T, R>(a, c, lanes, q, ls, rounding);
     } else if constexpr (kSparse) {
-      if (row.keep_count) std::copy(c, c + lanes, row.keep_count + o * lanes);
       for (int64_t l = 0; l < lanes; ++l) {
         q[l * ls] = c[l] == 0 ? Element<T>::Store(V(0)) : R::Finish(a[l], c[l], rounding);
       }
@@ -520,7 +476,7 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
         }
         if (lanes == 1 && s == 1 && f >= 2 && f <= 4) {
           rows.ForEach([&](int64_t off) {
-            FoldGroupsAny<T, R, kSparse>(a, c, in + off + i0 * f, span, f, first);
+            FoldGroupRow<T, R, kSparse>(a, c, in + off + i0 * f, span, f, first);
             first = false;
           });
           T* o = out + rows.out_offset() + i0 * os;

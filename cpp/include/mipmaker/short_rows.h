@@ -61,7 +61,7 @@ bool ShortRowsKernel(const T* in, T* out, const Geometry& g, WorkRange w, Roundi
       const int64_t span = fy * k * n;
       Acc* a = acc.data();
       Count* c = kSparse ? counts.data() : nullptr;
-      for (size_t i = 0; i < starts.size(); ++i) FoldGroupsAny<T, R, kSparse>(a, c, in + starts[i], span, f, i == 0);
+      for (size_t i = 0; i < starts.size(); ++i) FoldGroupRow<T, R, kSparse>(a, c, in + starts[i], span, f, i == 0);
       // Output row j of the batch sums accumulator rows fy*j .. fy*j + fy-1.
       Acc* s = sums.data();
       Count* sc = kSparse ? sum_counts.data() : nullptr;

@@ -108,6 +108,27 @@ inline void FoldRow(typename R::Acc* acc, typename R::Count* count, const T* p, 
   }
 }
 
+// Integer rows with lanes (a short contiguous factor-1 axis below the row
+// axis) fold their groups of f lane groups into one lane group per output,
+// as FoldGroups does without lanes: `span` elements of `lanes` values each.
+template <typename T, typename R, bool kSparse>
+inline void FoldLaneGroups(typename R::Acc* acc, typename R::Count* count, const T* row, int64_t span, int64_t f,
+                           int64_t lanes, bool first) {
+  const int64_t m = (span + f - 1) / f;
+  for (int64_t q = 0; q < m; ++q) {
+    const int64_t len = std::min(f, span - q * f);
+    auto* aq = acc + q * lanes;
+    auto* cq = kSparse ? count + q * lanes : nullptr;
+    const T* p = row + q * f * lanes;
+    int64_t j = 0;
+    if (first) {
+      FoldRow<T, R, kSparse, true>(aq, cq, p, lanes, 1);
+      j = 1;
+    }
+    for (; j < len; ++j) FoldRow<T, R, kSparse, false>(aq, cq, p + j * lanes, lanes, 1);
+  }
+}
+
 // Without sparse counts, up to four contiguous rows fold in one pass:
 // left to right, as FoldRow one row at a time would (the same sums bit for
 // bit, floats included), with a fraction of the accumulator loads and stores.
@@ -454,19 +475,7 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           // output go straight into its one lane group of accumulators.
           const int64_t m = (span + f - 1) / f;
           rows.ForEach([&](int64_t off) {
-            const T* row = in + off + i0 * f * lanes;
-            for (int64_t q = 0; q < m; ++q) {
-              const int64_t len = std::min(f, span - q * f);
-              auto* aq = a + q * lanes;
-              auto* cq = kSparse ? c + q * lanes : nullptr;
-              const T* p = row + q * f * lanes;
-              int64_t j = 0;
-              if (first) {
-                FoldRow<T, R, kSparse, true>(aq, cq, p, lanes, 1);
-                j = 1;
-              }
-              for (; j < len; ++j) FoldRow<T, R, kSparse, false>(aq, cq, p + j * lanes, lanes, 1);
-            }
+            FoldLaneGroups<T, R, kSparse>(a, c, in + off + i0 * f * lanes, span, f, lanes, first);
             first = false;
           });
           T* o = out + rows.out_offset() + i0 * os;

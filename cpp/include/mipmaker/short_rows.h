@@ -68,16 +68,24 @@ bool ShortRowsKernel(const T* in, T* out, const Geometry& g, WorkRange w, Roundi
       for (int64_t j = 0; j < k; ++j) {
         const Acc* src = a + j * fy * m;
         Acc* dst = s + j * m;
-        std::copy(src, src + m, dst);
-        for (int64_t dy = 1; dy < fy; ++dy) {
-          for (int64_t i = 0; i < m; ++i) dst[i] = R::Combine(dst[i], src[dy * m + i]);
+        if (fy == 2) {  // one pass, no copy: these rows are short (32 sums for 64 voxels)
+          for (int64_t i = 0; i < m; ++i) dst[i] = R::Combine(src[i], src[m + i]);
+        } else {
+          std::copy(src, src + m, dst);
+          for (int64_t dy = 1; dy < fy; ++dy) {
+            for (int64_t i = 0; i < m; ++i) dst[i] = R::Combine(dst[i], src[dy * m + i]);
+          }
         }
         if constexpr (kSparse) {
           const Count* csrc = c + j * fy * m;
           Count* cdst = sc + j * m;
-          std::copy(csrc, csrc + m, cdst);
-          for (int64_t dy = 1; dy < fy; ++dy) {
-            for (int64_t i = 0; i < m; ++i) cdst[i] += csrc[dy * m + i];
+          if (fy == 2) {
+            for (int64_t i = 0; i < m; ++i) cdst[i] = static_cast<Count>(csrc[i] + csrc[m + i]);
+          } else {
+            std::copy(csrc, csrc + m, cdst);
+            for (int64_t dy = 1; dy < fy; ++dy) {
+              for (int64_t i = 0; i < m; ++i) cdst[i] += csrc[dy * m + i];
+            }
           }
         }
       }

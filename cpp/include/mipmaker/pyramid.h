@@ -59,6 +59,12 @@ class PyramidWorker {
         chunk >= lv_[k_].shape[last]) {
       prefetch_ = lv_[k_].block[last - 1] * g.in_strides[last - 1];
     }
+    // Rows with lanes (a C-order volume's short last axis) are long and cut
+    // into chunks; each block row is a separate stream, so the next chunk of
+    // the same rows is prefetched (C 2x2x1 x2, u8: 7.3-9.3 -> 11.6-12.9 GVx/s).
+    if (k_ >= 2 && g.lanes > 1 && chunk < lv_[k_].shape[last]) {
+      prefetch_ = chunk * lv_[k_].block[last] * g.in_strides[last];
+    }
   }
 
   // Produces the block of level-k output row `outer` (linear outer index)
@@ -174,7 +180,7 @@ class PyramidWorker {
 
   const T* in_;
   const Geometry& g_;
-  // Elements from a level-1 input row to its place in the next top-level row
+  // Elements from a level-1 input row to its place in the next work item
   // (0: no prefetch).
   int64_t prefetch_ = 0;
   const LevelGeometry* lv_;

@@ -267,7 +267,9 @@ inline void FinishSparseLoop(const typename R::Acc* __restrict a, const typename
 #pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) {
     // Written so that GCC vectorises it: no ?: (control flow), no casts of
-    // comparisons. An empty block divides by 1 and is multiplied by 0.
+    // comparisons. An empty block divides 0 by 1: its sum is 0, since only
+    // zeros go uncounted, so q is 0 without a mask (the mask's multiply was
+    // a quarter of the loop's shuffles).
     const W count = static_cast<W>(c[i]);
     const W den = count + (count == 0);
     const W sum = static_cast<W>(a[i]);
@@ -278,7 +280,7 @@ inline void FinishSparseLoop(const typename R::Acc* __restrict a, const typename
       const W r2 = 2 * (sum - q * den);
       q += (r2 > den) + ((r2 == den) & q & 1);
     }
-    out[kUnit ? i : i * os] = Element<T>::Store(static_cast<V>(q * (count != 0)));
+    out[kUnit ? i : i * os] = Element<T>::Store(static_cast<V>(q));
   }
 }
 
@@ -711,6 +713,13 @@ void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   const int last = g.rank - 1;
   const int64_t step = g.factors[last] * g.in_strides[last];
   const int64_t os = g.out_strides[last];
+  // Blocks that skip rows (a factor above 1 on the axis above) read every
+  // f-th row: the hardware prefetcher stops at the 4 KiB page ends between
+  // them, so the next row read is prefetched into L2 by hand (u8 F 2048^2x64:
+  // stride 2 14.8 -> 9.4 ms, stride 4 7.7 -> 4.7 ms). Only where the row's
+  // samples touch every cache line on the way (`step` of 64 bytes or less).
+  const bool skips = g.rank >= 2 && g.factors[last - 1] > 1 && step > 0 && step * int64_t{sizeof(T)} <= 64;
+  const int64_t ahead = skips ? g.factors[last - 1] * g.in_strides[last - 1] * int64_t{sizeof(T)} : 0;
   for (int64_t outer = w.outer_begin; outer < w.outer_end; ++outer) {
     int64_t rest = outer, in_off = 0, out_off = 0;
     for (int d = last - 1; d >= 0; --d) {
@@ -722,6 +731,11 @@ void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
     const T* p = in + in_off;
     T* q = out + out_off;
     const int64_t b = w.inner_begin, e = w.inner_end;
+    if (ahead != 0) {
+      const uintptr_t next = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(ahead);
+      const int64_t first = b * step * int64_t{sizeof(T)}, end = e * step * int64_t{sizeof(T)};
+      for (int64_t i = first; i < end; i += 64) __builtin_prefetch(reinterpret_cast<const void*>(next + i), 0, 1);
+    }
     if (os == 1 && step == 2) {
       StrideRow<T, 2>(p, q, step, os, b, e);
     } else if (os == 1 && step == 3) {

@@ -69,6 +69,18 @@ class BlockRows {
   int64_t offset_, out_offset_, rows_;
 };
 
+// Prefetches elements [begin, end) of the row `ahead` elements past p into
+// L2 (the hint that measured best here; L1 prefetches were slower). A
+// prefetch never faults, and the address is formed as an integer, so it may
+// point past the input.
+template <typename T>
+inline void PrefetchL2(const T* p, int64_t ahead, int64_t begin, int64_t end) {
+  const uintptr_t q = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(ahead * int64_t{sizeof(T)});
+  for (int64_t i = begin * int64_t{sizeof(T)}; i < end * int64_t{sizeof(T)}; i += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(q + static_cast<uintptr_t>(i)), 0, 1);
+  }
+}
+
 // Vertical pass: folds one input row (`span` elements, element stride `s`)
 // into the row accumulator, element by element. Contiguous rows vectorise.
 template <typename T, typename R, bool kSparse, bool kFirst>
@@ -381,7 +393,7 @@ void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   // stride 2 14.8 -> 9.4 ms, stride 4 7.7 -> 4.7 ms). Only where the row's
   // samples touch every cache line on the way (`step` of 64 bytes or less).
   const bool skips = g.rank >= 2 && g.factors[last - 1] > 1 && step > 0 && step * int64_t{sizeof(T)} <= 64;
-  const int64_t ahead = skips ? g.factors[last - 1] * g.in_strides[last - 1] * int64_t{sizeof(T)} : 0;
+  const int64_t ahead = skips ? g.factors[last - 1] * g.in_strides[last - 1] : 0;
   for (int64_t outer = w.outer_begin; outer < w.outer_end; ++outer) {
     int64_t rest = outer, in_off = 0, out_off = 0;
     for (int d = last - 1; d >= 0; --d) {
@@ -393,11 +405,7 @@ void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
     const T* p = in + in_off;
     T* q = out + out_off;
     const int64_t b = w.inner_begin, e = w.inner_end;
-    if (ahead != 0) {
-      const uintptr_t next = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(ahead);
-      const int64_t first = b * step * int64_t{sizeof(T)}, end = e * step * int64_t{sizeof(T)};
-      for (int64_t i = first; i < end; i += 64) __builtin_prefetch(reinterpret_cast<const void*>(next + i), 0, 1);
-    }
+    if (ahead != 0) PrefetchL2(p, ahead, b * step, e * step);
     if (os == 1 && step == 2) {
       StrideRow<T, 2>(p, q, step, os, b, e);
     } else if (os == 1 && step == 3) {

@@ -117,7 +117,7 @@ class PyramidWorker {
           int64_t off = a0;
           for (int d = 0; d < last; ++d) off += c[d] * g_.in_strides[d];
           FoldGroupRow<T, R, kSparse>(vert, vcnt, in_ + off, b0 - a0, f, first);
-          if (prefetch_ != 0) PrefetchL2(in_ + off, prefetch_, b0 - a0);
+          if (prefetch_ != 0) PrefetchL2(in_ + off, prefetch_, 0, b0 - a0);
         }
       } else if (j == 1) {
         int64_t off = a0 * g_.in_strides[last];
@@ -130,7 +130,7 @@ class PyramidWorker {
         } else {
           FoldRow<T, R, kSparse, false>(vert, vcnt, row, span, s);
         }
-        if (prefetch_ != 0) PrefetchL2(row, prefetch_, span);
+        if (prefetch_ != 0) PrefetchL2(row, prefetch_, 0, span);
       } else {
         Produce(j - 1, c, a0, b0, Keep{vert, vcnt, !first});
       }
@@ -168,14 +168,6 @@ class PyramidWorker {
     T* out = static_cast<T*>(L.data) + out_off + a * L.strides[last];
     FinishAny<T, R, kSparse>(vert_[j].data(), kSparse ? vcount_[j].data() : nullptr, f, g_.lanes, row, out,
                              L.strides[last], L.lane_stride, rounding_);
-  }
-
-  // n elements from `ahead` elements past p. A prefetch is a hint: past the
-  // input it never faults, and the address is formed as an integer.
-  static void PrefetchL2(const T* p, int64_t ahead, int64_t n) {
-    const uintptr_t q = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(ahead * int64_t{sizeof(T)});
-    const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
-    for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(reinterpret_cast<const void*>(q + i), 0, 1);
   }
 
   const T* in_;

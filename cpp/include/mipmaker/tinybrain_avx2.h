@@ -102,9 +102,10 @@ inline __m256i LoadVector(const void* p) { return _mm256_loadu_si256(static_cast
 // of a block is at offset off[t] (off[t | 1 << fast] = off[t] + 1). Returns
 // how many outputs it wrote (whole vectors; the caller does the rest). Each
 // step prefetches the cache line of every row `ahead` elements further on
-// (the next line's rows), one line per row per step, as it consumes them.
+// (a later line's rows), one line per row per step, as it consumes them,
+// into L1 or, with `to_l2`, into L2.
 template <typename U, TinybrainRule kRule, int kFast>
-inline int64_t RuleLineVectorsAt(const U* p, const int64_t (&off)[8], int64_t ahead, U* q,
+inline int64_t RuleLineVectorsAt(const U* p, const int64_t (&off)[8], int64_t ahead, bool to_l2, U* q,
                                  int64_t count) {
   using L = LabelLanes<8 * sizeof(U)>;
   constexpr int kW = L::kWidth;
@@ -117,7 +118,12 @@ inline int64_t RuleLineVectorsAt(const U* p, const int64_t (&off)[8], int64_t ah
     __m256i v[8];
     for (int t = 0; t < kN; ++t) {
       if (t & bit) continue;
-      _mm_prefetch(reinterpret_cast<const char*>(b + off[t] + ahead), _MM_HINT_T0);
+      const char* next = reinterpret_cast<const char*>(b + off[t] + ahead);
+      if (to_l2) {
+        _mm_prefetch(next, _MM_HINT_T1);
+      } else {
+        _mm_prefetch(next, _MM_HINT_T0);
+      }
       L::Split(LoadVector(b + off[t]), LoadVector(b + off[t] + kW), v[t], v[t | bit]);
     }
     __m256i r;
@@ -146,12 +152,12 @@ inline int64_t RuleLineVectorsAt(const U* p, const int64_t (&off)[8], int64_t ah
 // the stack (v[t | bit] is a run-time index), and the 2x2 u64 line ran at
 // 1.2 GVx/s, slower than tinybrain's scalar loop (2.0); unrolled it is 2.7.
 template <typename U, TinybrainRule kRule>
-inline int64_t RuleLineVectors(const U* p, const int64_t (&off)[8], int fast, int64_t ahead, U* q,
-                               int64_t count) {
+inline int64_t RuleLineVectors(const U* p, const int64_t (&off)[8], int fast, int64_t ahead, bool to_l2,
+                               U* q, int64_t count) {
   switch (fast) {
-    case 0: return RuleLineVectorsAt<U, kRule, 0>(p, off, ahead, q, count);
-    case 1: return RuleLineVectorsAt<U, kRule, 1>(p, off, ahead, q, count);
-    default: return RuleLineVectorsAt<U, kRule, 2>(p, off, ahead, q, count);
+    case 0: return RuleLineVectorsAt<U, kRule, 0>(p, off, ahead, to_l2, q, count);
+    case 1: return RuleLineVectorsAt<U, kRule, 1>(p, off, ahead, to_l2, q, count);
+    default: return RuleLineVectorsAt<U, kRule, 2>(p, off, ahead, to_l2, q, count);
   }
 }
 

@@ -52,10 +52,12 @@ class PyramidWorker {
     // once other levels' work sits between the reads (2x2x2 x2 ran at half
     // the speed of x1). Prefetching the next top-level row's input into L2
     // while folding this one measured 9.9 -> 15 GVx/s there (u8 F 2048^2x64);
-    // into L1, or for single-plane blocks, it was slower.
+    // into L1 it was slower. Single-plane blocks gain from it from three
+    // levels on (2x2x1 x3: 9.6 -> 12.0, x5: 7.2 -> 10.1 GVx/s), but two
+    // levels lose (x2: 14-16 -> 12.3-12.5).
     bool planes = false;
     for (int d = 0; d + 1 < last; ++d) planes |= g.factors[d] > 1;
-    if (k_ >= 2 && planes && last >= 1 && g.lanes == 1 && g.in_strides[last] == 1 &&
+    if (k_ >= 2 && (planes || k_ >= 3) && last >= 1 && g.lanes == 1 && g.in_strides[last] == 1 &&
         chunk >= lv_[k_].shape[last]) {
       prefetch_ = lv_[k_].block[last - 1] * g.in_strides[last - 1];
     }

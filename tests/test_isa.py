@@ -106,6 +106,15 @@ def test_isa_tinybrain_rules_long_blocky_lines(isa, rule, seed, sparse, order, d
     np.testing.assert_array_equal(got, want)
 
 
+def _pair_rows(rng, min_length, order, fz):
+    """(shape, factors) of a volume whose contiguous axis (min_length..149 long) is halved."""
+    shape = [int(rng.integers(min_length, 150)), int(rng.integers(1, 9)), int(rng.integers(1, 6))]
+    factors = [2, 2, fz]
+    if order == "C":
+        shape, factors = shape[::-1], factors[::-1]
+    return shape, factors
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16], ids=lambda d: np.dtype(d).name)
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), sparse=st.booleans(), order=st.sampled_from("CF"),
@@ -116,11 +125,7 @@ def test_isa_pair_means_of_long_rows(isa, dtype, seed, sparse, order, levels, fz
     # fused pyramids (16- and 32-bit accumulators, first and later rows).
     rng = np.random.default_rng(seed)
     info = np.iinfo(dtype)
-    n = int(rng.integers(33, 150))
-    shape = [n, int(rng.integers(1, 9)), int(rng.integers(1, 6))]
-    factors = [2, 2, fz]
-    if order == "C":
-        shape, factors = shape[::-1], factors[::-1]
+    shape, factors = _pair_rows(rng, 33, order, fz)
     image = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
     image[rng.random(shape) < 0.3] = 0
     image[rng.random(shape) < 0.1] = info.max
@@ -139,11 +144,7 @@ def test_isa_float_pair_means_of_long_rows(isa, seed, sparse, order, levels, fz)
     # float32 means in pairs along a contiguous axis (AVX2: 8 floats a step,
     # summed in double) with a tail, signed zeros, infinities and NaN.
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(17, 150))
-    shape = [n, int(rng.integers(1, 9)), int(rng.integers(1, 6))]
-    factors = [2, 2, fz]
-    if order == "C":
-        shape, factors = shape[::-1], factors[::-1]
+    shape, factors = _pair_rows(rng, 17, order, fz)
     image = (rng.normal(0, 1000, shape)).astype(np.float32)
     image[rng.random(shape) < 0.3] = 0.0
     image[rng.random(shape) < 0.1] = -0.0

@@ -57,8 +57,9 @@ inline int ShiftFor(int64_t count) {
   return 0;
 }
 
-// Sparse means divide each sum by its own count. Integer sums of at most 32
-// bits are divided in floating point instead, exactly (|sum| < 2^24 in float,
+// Sparse means divide each sum by its own count, and dense means whose count
+// is not a power of two by their shared one. Integer sums of at most 32 bits
+// are divided in floating point instead, exactly (|sum| < 2^24 in float,
 // 2^53 in double, so floor(sum / count) is the true floor), which vectorises
 // where integer division does not. The remainder then rounds half to even.
 template <typename T, typename R>

@@ -149,13 +149,14 @@ inline void RunRuleLine(const U* p, int64_t step, const int64_t (&off)[8], int f
   RuleLine<U, kRule>(p, step, off, q, os, count);
 }
 
+// Lines that start closer than this prefetch into L2 (see TinybrainModeKernel).
+inline constexpr int64_t kFarPrefetchBytes = 16 << 10;
+
 // tinybrain's rules over the volume. Axes 0, 1 (and 2 for 2x2x2) are the
 // block axes (factor 2); the others are kept. The innermost loop runs along
 // the axis with the smallest input stride, whichever it is, so C-order,
 // Fortran-order and channel-last volumes all stream memory. Work items are
 // the output lines along that axis, in mixed-radix order of the other axes.
-inline constexpr int64_t kFarPrefetchBytes = 16 << 10;
-
 template <typename U>
 void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule rule,
                          int64_t item_begin, int64_t item_end) {

@@ -11,6 +11,7 @@
 #include "mipmaker/isa.h"
 #include "mipmaker/pyramid.h"
 #include "mipmaker/reducers.h"
+#include "mipmaker/short_pyramid.h"
 #include "mipmaker/short_rows.h"
 #include "mipmaker/tinybrain_rules.h"
 
@@ -38,7 +39,12 @@ void RunExtremum(const void* in, void* out, const Geometry& g, Rounding r, WorkR
 template <typename T, typename R, bool kSparse>
 void RunPyramid(const void* in, const Geometry& g, const LevelGeometry* levels, int num_levels,
                 int64_t chunk, int64_t b, int64_t e, Rounding r) {
-  PyramidKernel<T, R, kSparse>(static_cast<const T*>(in), g, levels, num_levels, chunk, b, e, r);
+  const T* src = static_cast<const T*>(in);
+  if (ShortRowPyramid<T, R, kSparse>::Applies(g, levels, num_levels, chunk)) {
+    ShortRowPyramid<T, R, kSparse>(src, g, levels, num_levels, chunk, r).Run(b, e);
+    return;
+  }
+  PyramidKernel<T, R, kSparse>(src, g, levels, num_levels, chunk, b, e, r);
 }
 template <typename T, bool kMedian, bool kSparse>
 void RunHistogramPyramid(const void* in, const Geometry& g, const LevelGeometry* levels,

@@ -66,7 +66,8 @@ int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 // Fills shapes and element strides of both arrays, checking that `dst` has
 // the downsampled shape and the same dtype.
-Geometry MakeGeometry(const InArray& src, const OutArray& dst, const std::vector<int64_t>& factors) {
+template <typename Src>
+Geometry MakeGeometry(const Src& src, const OutArray& dst, const std::vector<int64_t>& factors) {
   const size_t rank = src.ndim();
   if (rank < 1 || rank > static_cast<size_t>(kMaxRank)) {
     throw std::invalid_argument("`image` must have 1 to 8 dimensions");
@@ -207,7 +208,14 @@ void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<
               [&](int64_t b, int64_t e) { fn(in, g, levels.data(), num_levels, chunk, b, e, r); });
 }
 
-void TinybrainMode(const InArray& src, OutArray& dst, int rule, int threads) {
+// Level k of a tinybrain rule is computed from level k - 1 (dsts[k-1] from
+// dsts[k-2], dsts[0] from src). Where every level's work items line up (a
+// 2x2 rule whose lines run along one block axis and whose items step along
+// the other first, as in Fortran order), bands of top-level lines run down
+// through all levels while the lower levels' lines are still in cache:
+// levels 2.. re-read level 1 from L2 instead of memory. Otherwise level by
+// level.
+void TinybrainModeLevels(const InArray& src, std::vector<OutArray>& dsts, int rule, int threads) {
   threads = ResolveThreads(threads);
   if (rule < 0 || rule > static_cast<int>(TinybrainRule::kSparseCount2x2x2)) {
     throw std::invalid_argument("unknown tinybrain rule");
@@ -216,28 +224,80 @@ void TinybrainMode(const InArray& src, OutArray& dst, int rule, int threads) {
   const bool three =
       tb_rule == TinybrainRule::kCount2x2x2 || tb_rule == TinybrainRule::kSparseCount2x2x2;
   const size_t rank = src.ndim();
+  const int num_levels = static_cast<int>(dsts.size());
+  if (num_levels < 1) throw std::invalid_argument("`dsts` is empty");
   std::vector<int64_t> factors(rank, 1);
   if (rank < (three ? 3u : 2u)) throw std::invalid_argument("`image` has too few dimensions");
   factors[0] = factors[1] = 2;
   if (three) factors[2] = 2;
   ToDType(src.dtype());
-  Geometry g = MakeGeometry(src, dst, factors);
-  for (int d = 0; d < g.rank; ++d) {
-    if (g.in_shape[d] == 0) return;
+  std::vector<Geometry> g(num_levels);
+  std::vector<const void*> ins(num_levels);
+  for (int k = 0; k < num_levels; ++k) {
+    g[k] = k == 0 ? MakeGeometry(src, dsts[0], factors) : MakeGeometry(dsts[k - 1], dsts[k], factors);
+    ins[k] = k == 0 ? src.data() : dsts[k - 1].data();
+    for (int d = 0; d < g[k].rank; ++d) {
+      if (g[k].in_shape[d] == 0) return;
+    }
   }
   const size_t bytes = src.itemsize();
   int idx = 0;
   while ((size_t{1} << idx) < bytes) ++idx;
   const TinybrainFn fn = ActiveKernelTable().tinybrain[idx];
-  const int fast = TinybrainFastAxis(g);
-  int64_t items = 1;
-  for (int d = 0; d < g.rank; ++d) items *= (d == fast) ? 1 : g.out_shape[d];
-  const int64_t per_item = g.out_shape[fast] * (three ? 8 : 4);
-  const void* in = src.data();
-  void* out = dst.data();
-  nb::gil_scoped_release release;
-  ParallelFor(threads, items, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, per_item)),
-              [&](int64_t b, int64_t e) { fn(in, out, g, tb_rule, b, e); });
+  // Items per level: output lines along the fast axis; `across` is the
+  // axis the items step along first, `planes` the items' other axes.
+  const int fast = TinybrainFastAxis(g[0]);
+  int axes0[kMaxRank];
+  const int n_axes = TinybrainItemAxes(g[0], fast, axes0);
+  bool banded = !three && num_levels > 1 && num_levels <= kMaxLevels && fast < 2 && n_axes >= 1 && axes0[0] == 1 - fast;
+  for (int k = 1; k < num_levels && banded; ++k) {
+    int axes[kMaxRank];
+    banded = TinybrainFastAxis(g[k]) == fast && TinybrainItemAxes(g[k], fast, axes) == n_axes &&
+             std::equal(axes, axes + n_axes, axes0);
+  }
+  const int across = banded ? axes0[0] : 0;
+  int64_t planes = 1;
+  for (int a = 1; a < n_axes; ++a) planes *= g[0].out_shape[axes0[a]];
+  const nb::gil_scoped_release release;
+  if (!banded) {
+    for (int k = 0; k < num_levels; ++k) {
+      const int fast_k = TinybrainFastAxis(g[k]);
+      int64_t items = 1;
+      for (int d = 0; d < g[k].rank; ++d) items *= (d == fast_k) ? 1 : g[k].out_shape[d];
+      const int64_t per_item = g[k].out_shape[fast_k] * (three ? 8 : 4);
+      void* out = dsts[k].data();
+      ParallelFor(threads, items, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, per_item)),
+                  [&](int64_t b, int64_t e) { fn(ins[k], out, g[k], tb_rule, b, e); });
+    }
+    return;
+  }
+  // Top-level lines per band: level 1's part of a band (2^(K-1) times as
+  // many lines) about 256 KiB of output, so that level 2 finds it in L2.
+  const int top = num_levels - 1;
+  const int shift = top;
+  const int64_t line1 = std::max<int64_t>(1, g[0].out_shape[fast] * static_cast<int64_t>(bytes));
+  const int64_t band = std::max<int64_t>(1, ((int64_t{256} << 10) / line1) >> shift);
+  const int64_t top_lines = g[top].out_shape[across];
+  const int64_t bands = (top_lines + band - 1) / band;
+  const int64_t per_unit = std::max<int64_t>(1, (band << shift) * g[0].out_shape[fast] * 4);
+  ParallelFor(threads, planes * bands, std::max<int64_t>(1, kGrainElements / per_unit), [&](int64_t b, int64_t e) {
+    for (int64_t unit = b; unit < e; ++unit) {
+      const int64_t plane = unit / bands, t0 = (unit % bands) * band, t1 = t0 + band;
+      for (int k = 0; k < num_levels; ++k) {
+        // Level k's lines of this band; level k - 1's lines of the band
+        // (twice as many, clipped) are exactly their blocks' lines.
+        const int up = top - k;
+        const int64_t h = g[k].out_shape[across];
+        const int64_t y0 = std::min(h, t0 << up), y1 = std::min(h, t1 << up);
+        if (y0 < y1) fn(ins[k], dsts[k].data(), g[k], tb_rule, plane * h + y0, plane * h + y1);
+      }
+    }
+  });
+}
+
+void TinybrainMode(const InArray& src, OutArray& dst, int rule, int threads) {
+  std::vector<OutArray> dsts{dst};
+  TinybrainModeLevels(src, dsts, rule, threads);
 }
 
 }  // namespace
@@ -252,6 +312,8 @@ NB_MODULE(_core, m) {
   m.def("pyramid", &Pyramid, "src"_a.noconvert(), "dsts"_a.noconvert(), "factors"_a, "method"_a,
         "sparse"_a, "rounding"_a, "threads"_a,
         "Levels 1..len(dsts) of mean, min or max in one pass over `src`.");
+  m.def("tinybrain_mode_levels", &TinybrainModeLevels, "src"_a.noconvert(), "dsts"_a.noconvert(), "rule"_a,
+        "threads"_a, "Levels of a tinybrain rule, each from the one below: dsts[k] from dsts[k-1].");
   m.def("tinybrain_mode", &TinybrainMode, "src"_a.noconvert(), "dst"_a.noconvert(), "rule"_a,
         "threads"_a, "tinybrain's 2x2 / 2x2x2 mode rules from `src` into `dst`.");
   m.def("isa", [] { return std::string(ActiveKernelTable().isa); },

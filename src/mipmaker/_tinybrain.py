@@ -135,15 +135,20 @@ def downsample_segmentation(
     arr, f, mips, n = _common(img, "img", factor, num_mips, threads)
     sparse = v.flag(sparse, "sparse")
     rule = _tinybrain_rule(f, sparse)
+    if rule is not None:
+        shapes = [arr.shape]
+        for _ in range(mips):
+            shapes.append(v.output_shape(shapes[-1], f))
+        out = [v.allocate(arr, shape) for shape in shapes[1:]]
+        if out:
+            # One call for every mip: the core runs them band by band while
+            # the lower mips are still in cache.
+            _core.tinybrain_mode_levels(arr, out, rule, n)
+        return out
     out = []
     source = arr
     for _ in range(mips):
-        if rule is None:
-            source = _run(source, f, _MODE, sparse, v.ROUND_HALF_EVEN, n)
-        else:
-            dst = v.allocate(arr, v.output_shape(source.shape, f))
-            _core.tinybrain_mode(source, dst, rule, n)
-            source = dst
+        source = _run(source, f, _MODE, sparse, v.ROUND_HALF_EVEN, n)
         out.append(source)
     return out
 

@@ -175,11 +175,7 @@ void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule r
   // order along the largest stride would jump by whole planes, and every
   // line would wait on memory instead of the prefetcher).
   int axes[kMaxRank];
-  int n_axes = 0;
-  for (int d = 0; d < g.rank; ++d) {
-    if (d != fast) axes[n_axes++] = d;
-  }
-  std::stable_sort(axes, axes + n_axes, [&](int x, int y) { return g.in_strides[x] < g.in_strides[y]; });
+  const int n_axes = TinybrainItemAxes(g, fast, axes);
   // Where item's first block starts in the input and output, and the offset
   // of the +1 voxel along each block axis (0 past an odd edge: it repeats).
   auto locate = [&](int64_t item, int64_t& in_off, int64_t& out_off, int64_t (&neighbour)[3]) {

@@ -115,4 +115,16 @@ inline int TinybrainFastAxis(const Geometry& g) {
   return fast;
 }
 
+// The other axes in the order tinybrain's rule kernels step their work
+// items (output lines) along, fastest first: by input stride, so that
+// consecutive lines follow each other in memory. Returns their number.
+inline int TinybrainItemAxes(const Geometry& g, int fast, int (&axes)[kMaxRank]) {
+  int n = 0;
+  for (int d = 0; d < g.rank; ++d) {
+    if (d != fast) axes[n++] = d;
+  }
+  std::stable_sort(axes, axes + n, [&](int x, int y) { return g.in_strides[x] < g.in_strides[y]; });
+  return n;
+}
+
 }  // namespace mipmaker

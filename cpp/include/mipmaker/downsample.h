@@ -72,12 +72,17 @@ class BlockRows {
 // Prefetches elements [begin, end) of the row `ahead` elements past p into
 // L2 (the hint that measured best here; L1 prefetches were slower). A
 // prefetch never faults, and the address is formed as an integer, so it may
-// point past the input.
+// point past the input. The lines are counted from the first one's start:
+// NumPy's data sits 16 bytes past a line, and stepping 64 bytes from there
+// left each range's last line to a demand miss (u8 C 2048x2048x64, 2x2x2
+// x2 with the input 16 bytes off: sparse 7.2 -> 9.9 GVx/s, dense 14.5 ->
+// 17.8, as fast as from an aligned input).
 template <typename T>
 inline void PrefetchL2(const T* p, int64_t ahead, int64_t begin, int64_t end) {
   const uintptr_t q = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(ahead * int64_t{sizeof(T)});
-  for (int64_t i = begin * int64_t{sizeof(T)}; i < end * int64_t{sizeof(T)}; i += 64) {
-    __builtin_prefetch(reinterpret_cast<const void*>(q + static_cast<uintptr_t>(i)), 0, 1);
+  const uintptr_t last = q + static_cast<uintptr_t>(end * int64_t{sizeof(T)});
+  for (uintptr_t a = (q + static_cast<uintptr_t>(begin * int64_t{sizeof(T)})) & ~uintptr_t{63}; a < last; a += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(a), 0, 1);
   }
 }
 

@@ -255,9 +255,6 @@ void TinybrainModeLevels(const InArray& src, std::vector<OutArray>& dsts, int ru
     banded = TinybrainFastAxis(g[k]) == fast && TinybrainItemAxes(g[k], fast, axes) == n_axes &&
              std::equal(axes, axes + n_axes, axes0);
   }
-  const int across = banded ? axes0[0] : 0;
-  int64_t planes = 1;
-  for (int a = 1; a < n_axes; ++a) planes *= g[0].out_shape[axes0[a]];
   const nb::gil_scoped_release release;
   if (!banded) {
     for (int k = 0; k < num_levels; ++k) {
@@ -274,12 +271,14 @@ void TinybrainModeLevels(const InArray& src, std::vector<OutArray>& dsts, int ru
   // Top-level lines per band: level 1's part of a band (2^(K-1) times as
   // many lines) about 256 KiB of output, so that level 2 finds it in L2.
   const int top = num_levels - 1;
-  const int shift = top;
+  const int across = axes0[0];
+  int64_t planes = 1;
+  for (int a = 1; a < n_axes; ++a) planes *= g[0].out_shape[axes0[a]];
   const int64_t line1 = std::max<int64_t>(1, g[0].out_shape[fast] * static_cast<int64_t>(bytes));
-  const int64_t band = std::max<int64_t>(1, ((int64_t{256} << 10) / line1) >> shift);
+  const int64_t band = std::max<int64_t>(1, ((int64_t{256} << 10) / line1) >> top);
   const int64_t top_lines = g[top].out_shape[across];
   const int64_t bands = (top_lines + band - 1) / band;
-  const int64_t per_unit = std::max<int64_t>(1, (band << shift) * g[0].out_shape[fast] * 4);
+  const int64_t per_unit = std::max<int64_t>(1, (band << top) * g[0].out_shape[fast] * 4);
   ParallelFor(threads, planes * bands, std::max<int64_t>(1, kGrainElements / per_unit), [&](int64_t b, int64_t e) {
     for (int64_t unit = b; unit < e; ++unit) {
       const int64_t plane = unit / bands, t0 = (unit % bands) * band, t1 = t0 + band;

@@ -203,27 +203,49 @@ def test_pyramid_bad_input(image, factors, num_levels, kwargs, error, names):
     assert any(re.search(rf"`{name}\b", message) for name in names), message
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint64])
+def test_pyramid_mode_of_blocky_then_noisy_labels(dtype, sparse):
+    # The exact mode counts few labels per block in vector passes and falls
+    # back to sorting and merging, run by run, where the labels are noise:
+    # a volume of blocky labels with random ones in the middle switches to
+    # merging and back, and every level still equals a direct downsample.
+    rng = np.random.default_rng(7)
+    shape = (64, 48, 64)
+    blocky = rng.integers(0, 5, (13, 10, 13)).repeat(5, 0).repeat(5, 1).repeat(5, 2)[:64, :48, :64]
+    middle = (np.arange(64) >= 16) & (np.arange(64) < 40)
+    image = np.where(middle[:, None, None], rng.integers(0, 250, shape), blocky).astype(dtype)
+    levels = checked_pyramid(image, (2, 2, 2), 3, method="mode", sparse=sparse)
+    for k, level in enumerate(levels, start=1):
+        direct = mipmaker.downsample(image, [2**k] * 3, method="mode", sparse=sparse)
+        np.testing.assert_array_equal(level, direct)
+
+
 @pytest.mark.parametrize("method", ["mode", "median"])
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), sparse=st.booleans(), layout=st.sampled_from(LAYOUTS),
        dtype=st.sampled_from([np.uint8, np.int16, np.uint32, np.int64, np.uint64]),
        factors=st.sampled_from([(2, 2, 2), (2, 2, 1), (1, 2, 3), (2, 2, 2, 1), (4, 4, 4)]),
-       num_levels=st.integers(1, 4), noise=st.sampled_from([0.0, 0.02, 0.3]))
-def test_pyramid_histograms_of_blocky_labels(method, seed, sparse, layout, dtype, factors, num_levels, noise):
+       num_levels=st.integers(1, 4), noise=st.sampled_from([0.0, 0.02, 0.3]),
+       labels=st.sampled_from([6, 200]))
+def test_pyramid_histograms_of_blocky_labels(method, seed, sparse, layout, dtype, factors, num_levels, noise,
+                                             labels):
     # Segmentation-like volumes, large enough that whole blocks of several
     # levels (the level-by-level leaf, in runs along the fastest axis) sit
     # beside partial edge blocks: every level equals a direct downsample.
+    # 200 labels with noise give blocks of many bins (past the exact mode's
+    # few-bins path) and many tied modes.
     rng = np.random.default_rng(seed)
     shape = tuple(int(rng.integers(5, 40)) for _ in factors)
-    palette = rng.choice(np.arange(-3, 60).astype(dtype) if np.dtype(dtype).kind == "i"
-                         else np.arange(0, 60).astype(dtype), 6, replace=False)
+    palette = rng.choice(np.arange(-3, 250).astype(dtype) if np.dtype(dtype).kind == "i"
+                         else np.arange(0, 250).astype(dtype), labels, replace=False)
     palette[0] = 0
-    coarse = rng.integers(0, 6, tuple(-(-s // 5) for s in shape))
+    coarse = rng.integers(0, labels, tuple(-(-s // 5) for s in shape))
     idx = coarse
     for axis in range(len(shape)):
         idx = idx.repeat(5, axis)
     idx = idx[tuple(slice(0, s) for s in shape)]
-    idx = np.where(rng.random(shape) < noise, rng.integers(0, 6, shape), idx)
+    idx = np.where(rng.random(shape) < noise, rng.integers(0, labels, shape), idx)
     image = palette[idx]
     view = with_layout(image, layout)
     levels = checked_pyramid(view, factors, num_levels, method=method, sparse=sparse)

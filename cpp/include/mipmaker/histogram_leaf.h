@@ -15,162 +15,11 @@
 #include <vector>
 
 #include "mipmaker/element.h"
+#include "mipmaker/histogram_bins.h"
 #include "mipmaker/types.h"
 
 namespace mipmaker {
 namespace MIPMAKER_ISA {
-
-// One distinct value of a block and how many of its voxels hold it.
-template <typename V>
-struct HistogramBin {
-  V value;
-  int64_t count;
-};
-
-// Offsets (with per-axis `strides`) of the cells of one block of
-// `factors[0] x ... x factors[rank-1]`, last axis fastest, into `out`.
-inline void BlockOffsets(int rank, const std::array<int64_t, kMaxRank>& factors,
-                         const std::array<int64_t, kMaxRank>& strides, std::vector<int64_t>& out) {
-  out.clear();
-  std::array<int64_t, kMaxRank> c{};
-  for (;;) {
-    int64_t off = 0;
-    for (int d = 0; d < rank; ++d) off += c[d] * strides[d];
-    out.push_back(off);
-    int d = rank - 1;
-    for (; d >= 0; --d) {
-      if (++c[d] < factors[d]) break;
-      c[d] = 0;
-    }
-    if (d < 0) return;
-  }
-}
-
-// Sorts a short run of bins by value (insertion sort: most runs hold a few
-// bins) and merges equal values; returns the new length.
-template <typename V>
-inline size_t SortMergeBins(HistogramBin<V>* b, size_t n) {
-  if (n <= 1) return n;
-  if (n <= 32) {
-    for (size_t i = 1; i < n; ++i) {
-      const HistogramBin<V> x = b[i];
-      size_t k = i;
-      for (; k > 0 && Less(x.value, b[k - 1].value); --k) b[k] = b[k - 1];
-      b[k] = x;
-    }
-  } else {
-    std::sort(b, b + n, [](const HistogramBin<V>& x, const HistogramBin<V>& y) { return Less(x.value, y.value); });
-  }
-  size_t w = 0;
-  for (size_t i = 1; i < n; ++i) {
-    if (b[i].value == b[w].value) {
-      b[w].count += b[i].count;
-    } else {
-      b[++w] = b[i];
-    }
-  }
-  return w + 1;
-}
-
-// Sorts eight values with a 19-comparator network: no branches, which
-// unsorted label blocks would mispredict.
-template <typename V>
-inline void SortEight(V* v) {
-  auto cx = [v](int a, int b) {
-    const V lo = Less(v[b], v[a]) ? v[b] : v[a];
-    const V hi = Less(v[b], v[a]) ? v[a] : v[b];
-    v[a] = lo;
-    v[b] = hi;
-  };
-  cx(0, 2); cx(1, 3); cx(4, 6); cx(5, 7);
-  cx(0, 4); cx(1, 5); cx(2, 6); cx(3, 7);
-  cx(0, 1); cx(2, 3); cx(4, 5); cx(6, 7);
-  cx(2, 4); cx(3, 5);
-  cx(1, 4); cx(3, 6);
-  cx(1, 2); cx(3, 4); cx(5, 6);
-}
-
-// Merges `runs` sorted runs of distinct values, run r at
-// b[bounds[r], bounds[r + 1]), into one sorted histogram (equal values
-// summed), pairwise level by level through `tmp` (as large as b). Returns
-// where the result is (b or tmp) and sets `len`. `bounds` is overwritten.
-template <typename V>
-inline HistogramBin<V>* MergeRuns(HistogramBin<V>* b, HistogramBin<V>* tmp, size_t* bounds, size_t runs,
-                                  size_t& len) {
-  while (runs > 1) {
-    size_t w = 0, out_runs = 0;
-    for (size_t r = 0; r < runs; r += 2) {
-      const HistogramBin<V>* x = b + bounds[r];
-      const HistogramBin<V>* x_end = b + bounds[r + 1];
-      const HistogramBin<V>* y = x_end;
-      const HistogramBin<V>* y_end = r + 1 < runs ? b + bounds[r + 2] : x_end;
-      bounds[out_runs++] = w;
-      while (x != x_end && y != y_end) {
-        if (x->value == y->value) {
-          tmp[w++] = HistogramBin<V>{x->value, x->count + y->count};
-          ++x;
-          ++y;
-        } else if (Less(x->value, y->value)) {
-          tmp[w++] = *x++;
-        } else {
-          tmp[w++] = *y++;
-        }
-      }
-      while (x != x_end) tmp[w++] = *x++;
-      while (y != y_end) tmp[w++] = *y++;
-    }
-    bounds[out_runs] = w;
-    runs = out_runs;
-    std::swap(b, tmp);
-  }
-  len = runs == 1 ? bounds[1] - bounds[0] : 0;
-  return b + (runs == 1 ? bounds[0] : 0);
-}
-
-// flags[x] = whether the level-1 block at p + x * step (voxels at offsets
-// offs[0..m)) is uniform. Written, for integer T, as an OR of XORs with fixed
-// trip counts, so the common shapes (kM voxels, kStep apart) vectorise
-// across blocks.
-template <typename T, int kM, int kStep>
-inline void UniformFlags(const T* __restrict p, const int64_t* __restrict offs, int m_rt, int64_t step_rt,
-                         int64_t count, uint8_t* __restrict flags) {
-  const int m = kM > 0 ? kM : m_rt;
-  const int64_t step = kStep > 0 ? kStep : step_rt;
-  for (int64_t x = 0; x < count; ++x) {
-    const T* b = p + x * step;
-    if constexpr (std::is_integral_v<T>) {
-      const T v0 = b[0];
-      T diff = 0;
-      for (int t = 1; t < m; ++t) diff |= static_cast<T>(b[offs[t]] ^ v0);
-      flags[x] = diff == 0;
-    } else {  // bool storage: compare values, not bytes
-      const auto v0 = Element<T>::Load(b[0]);
-      bool same = true;
-      for (int t = 1; t < m; ++t) same &= Element<T>::Load(b[offs[t]]) == v0;
-      flags[x] = same;
-    }
-  }
-}
-
-// The mode (the most frequent value, ties to the smallest) or the lower
-// median of a sorted histogram; 0 for an empty one (sparse, all zero).
-template <typename V, bool kMedian>
-inline V SelectFromBins(const HistogramBin<V>* bins, size_t n) {
-  if (n == 0) return V(0);
-  if constexpr (kMedian) {
-    int64_t total = 0;
-    for (size_t i = 0; i < n; ++i) total += bins[i].count;
-    const int64_t rank = (total - 1) / 2;
-    int64_t seen = 0;
-    size_t i = 0;
-    while (seen + bins[i].count <= rank) seen += bins[i++].count;
-    return bins[i].value;
-  } else {
-    size_t best = 0;  // strict '>' keeps the smallest of tied values
-    for (size_t i = 1; i < n; ++i) best = bins[i].count > bins[best].count ? i : best;
-    return bins[best].value;
-  }
-}
 
 // Levels 1..j of whole level-j blocks, for integer (and bool) values: no
 // NaN to track, and equality is identity.
@@ -179,6 +28,10 @@ class HistogramLeaf {
  public:
   using V = typename Element<T>::Value;
   using Bin = HistogramBin<V>;
+  // Mode of integer labels: mixed blocks count their few labels with
+  // CountFewBins.
+  static constexpr bool kFastMode =
+      !kMedian && std::is_integral_v<V> && !std::is_same_v<V, bool> && sizeof(T) == sizeof(V);
 
   HistogramLeaf(const T* in, const Geometry& g, const LevelGeometry* levels, int num_levels)
       : in_(in), g_(g), lv_(levels) {
@@ -226,6 +79,13 @@ class HistogramLeaf {
     run_ = run;
     LevelOne(j, o);
     for (int i = 2; i <= j; ++i) Merge(i, j, o);
+    if constexpr (kFastMode) {
+      // Counting passes cost one per distinct label, so noise (most mixed
+      // level-1 blocks all distinct: random labels) would make the blocks
+      // above quadratic: the next run sorts and merges instead.
+      few_ = 8 * distinct_blocks_ <= mixed_blocks_;
+      distinct_blocks_ = mixed_blocks_ = 0;
+    }
     if (out == nullptr) return;
     for (int64_t b = 0; b < run; ++b) {
       const Node& top = nodes_[j][static_cast<size_t>(b)];
@@ -271,12 +131,12 @@ class HistogramLeaf {
     return pool.data() + pool_used_[i];
   }
 
-  // Visits the blocks of a level-i grid inside level-j block `o` in
-  // row-major order (last axis fastest): fn(node index, output offset,
-  // origin) where origin is the block's first voxel (i == 1) or first child
-  // node (i > 1), `unit` apart along the last axis and `outer(c)` per row.
-  template <typename Outer, typename Fn>
-  void ForGrid(int i, int j, const std::array<int64_t, kMaxRank>& o, int64_t unit, Outer outer, Fn fn) {
+  // Visits the rows (along the last axis) of a level-i grid inside level-j
+  // block `o`, in row-major order: row(first node index, output offset,
+  // origin, blocks in the row) where origin is the row's first block's first
+  // voxel (i == 1) or first child node (i > 1), given by `outer(c)`.
+  template <typename Outer, typename Row>
+  void ForGridRows(int i, int j, const std::array<int64_t, kMaxRank>& o, Outer outer, Row row) {
     const int rank = g_.rank, last = rank - 1;
     const LevelGeometry& L = lv_[i];
     const int64_t run = GridSize(i, j, last);
@@ -285,8 +145,8 @@ class HistogramLeaf {
     for (;;) {
       int64_t out_off = o[last] * span_[j - i][last] * L.strides[last];
       for (int d = 0; d < last; ++d) out_off += (o[d] * span_[j - i][d] + c[d]) * L.strides[d];
-      int64_t origin = outer(c);
-      for (int64_t x = 0; x < run; ++x, ++n, origin += unit, out_off += L.strides[last]) fn(n, out_off, origin);
+      row(n, out_off, outer(c), run);
+      n += run;
       int d = last - 1;
       for (; d >= 0; --d) {
         if (++c[d] < GridSize(i, j, d)) break;
@@ -294,6 +154,16 @@ class HistogramLeaf {
       }
       if (d < 0) return;
     }
+  }
+
+  // ForGridRows, block by block: fn(node index, output offset, origin),
+  // origins `unit` apart along the last axis.
+  template <typename Outer, typename Fn>
+  void ForGrid(int i, int j, const std::array<int64_t, kMaxRank>& o, int64_t unit, Outer outer, Fn fn) {
+    const int64_t step = lv_[i].strides[g_.rank - 1];
+    ForGridRows(i, j, o, outer, [&](int64_t n, int64_t out_off, int64_t origin, int64_t run) {
+      for (int64_t x = 0; x < run; ++x, ++n, origin += unit, out_off += step) fn(n, out_off, origin);
+    });
   }
 
   void LevelOne(int j, const std::array<int64_t, kMaxRank>& o) {
@@ -313,7 +183,9 @@ class HistogramLeaf {
     const int64_t run = GridSize(1, j, last);
     flags_.resize(static_cast<size_t>(run));
     uint8_t* flags = flags_.data();
-    int64_t x = 0;  // the block's index in its grid row
+    mixed_.resize(static_cast<size_t>(run));
+    int64_t* mixed = mixed_.data();
+    const int64_t step = lv_[1].strides[last];
     // Per grid row: the uniform flags of all its blocks, in one pass.
     auto outer = [&](const std::array<int64_t, kMaxRank>& c) {
       int64_t off = base;
@@ -326,18 +198,37 @@ class HistogramLeaf {
       } else {
         UniformFlags<T, 0, 0>(in_ + off, offs, mi, unit, run, flags);
       }
-      x = 0;
       return off;
     };
-    ForGrid(1, j, o, unit, outer, [&](int64_t n, int64_t out_off, int64_t origin) {
-      const T* p = in_ + origin;
-      const V v0 = Element<T>::Load(p[0]);
-      const bool uniform = flags[x++];
-      Node& node = nodes[static_cast<size_t>(n)];
-      V r = v0;
-      if (uniform) {
-        node = Node{v0, -1, 0};
-      } else {
+    // Every block of a row is first written as if uniform, in one tight
+    // loop that also lists the mixed ones; then only those are redone. Most
+    // blocks are uniform, and a branch per block would mispredict on the
+    // rest.
+    ForGridRows(1, j, o, outer, [&](int64_t row_n, int64_t row_out, int64_t row_origin, int64_t blocks) {
+      Node* row_nodes = nodes.data() + row_n;
+      int64_t count = 0;
+      for (int64_t x = 0; x < blocks; ++x) {
+        const V v0 = Element<T>::Load(in_[row_origin + x * unit]);
+        row_nodes[x] = Node{v0, -1, 0};
+        out[row_out + x * step] = Element<T>::Store(v0);
+        mixed[count] = x;
+        count += !flags[x];
+      }
+      for (int64_t q = 0; q < count; ++q) {
+        const int64_t x = mixed[q];
+        const T* p = in_ + row_origin + x * unit;
+        Node& node = row_nodes[x];
+        if (kFastMode && few_ && m <= kMaxFewBins) {
+          uint64_t counted = 0;  // each voxel counts 1, sparse zeros 0
+          for (size_t t = 0; t < m; ++t) {
+            const V v = Element<T>::Load(p[offs[t]]);
+            few_values_[t] = static_cast<uint64_t>(v);
+            counted |= static_cast<uint64_t>(!(kSparse && IsZero(v))) << t;
+          }
+          out[row_out + x * step] = Element<T>::Store(CountFew<true>(1, m, counted, node));
+          distinct_blocks_ += static_cast<size_t>(node.size) == m;
+          continue;
+        }
         // Sort the values themselves (not bins), then count runs: mixed
         // blocks are common and unpredictable, so eight values (2x2x2) go
         // through a branch-free sorting network.
@@ -375,10 +266,58 @@ class HistogramLeaf {
           }
           len = w;
         }
-        r = AddBins(1, b, len, node, true);
+        out[row_out + x * step] = Element<T>::Store(AddBins(1, b, len, node, true));
+        distinct_blocks_ += len == m;
       }
-      out[out_off] = Element<T>::Store(r);
+      mixed_blocks_ += count;
     });
+  }
+
+  // Mode of integer labels above level 1: the children's bins (a uniform
+  // child is one) are gathered for CountFewBins, and the block's histogram
+  // goes to the pool unsorted (the fallback in Merge sorts). Returns false,
+  // having done nothing, past kMaxFewBins bins.
+  bool MergeFew(int i, const Node* below, const Bin* below_pool, int64_t first, int64_t child_voxels,
+                Node& node, V& r) {
+    uint64_t* gv = few_values_.data();  // values as bits: equality is all a pass needs
+    uint64_t* gc = few_counts_.data();
+    size_t n = 0;
+    for (const int64_t kid : kid_offsets_) {
+      const Node& k = below[first + kid];
+      const bool u = k.begin < 0;
+      // A uniform child is one bin (none if sparse and zero); kFewCopy bins
+      // are copied either way (the pool has room past its end), then the
+      // first is replaced for a uniform child, so neither case branches.
+      const Bin* src = below_pool + (k.begin & ~(k.begin >> 31));  // max(begin, 0), without a branch
+      const size_t size = static_cast<size_t>(k.size) + (u & !(kSparse && IsZero(k.value)));  // uniform: size 0
+      if (n + size > kMaxFewBins) return false;
+      for (size_t t = 0; t < kFewCopy; ++t) {
+        gv[n + t] = static_cast<uint64_t>(src[t].value);
+        gc[n + t] = static_cast<uint64_t>(src[t].count);
+      }
+      for (size_t t = kFewCopy; t < size; ++t) {
+        gv[n + t] = static_cast<uint64_t>(src[t].value);
+        gc[n + t] = static_cast<uint64_t>(src[t].count);
+      }
+      const uint64_t keep = static_cast<uint64_t>(u) - 1;  // all ones for a mixed child
+      gv[n] = (gv[n] & keep) | (static_cast<uint64_t>(k.value) & ~keep);
+      gc[n] = (gc[n] & keep) | (static_cast<uint64_t>(child_voxels) & ~keep);
+      n += size;
+    }
+    r = CountFew<false>(i, n, 0, node);
+    return true;
+  }
+
+  // CountFewBins over few_values_/few_counts_[0, n) into level i's pool, as
+  // the histogram of `node`; returns the mode.
+  template <bool kUnit>
+  V CountFew(int i, size_t n, uint64_t counted, Node& node) {
+    size_t len = 0;
+    const V best =
+        CountFewBins<V, kUnit>(few_values_.data(), few_counts_.data(), counted, n, PoolSpace(i, n), len);
+    node = Node{best, static_cast<int32_t>(pool_used_[i]), static_cast<int32_t>(len)};
+    pool_used_[i] += len;
+    return best;
   }
 
   // Level i (2 <= i <= j) from level i - 1, inside level-j block `o`.
@@ -394,8 +333,11 @@ class HistogramLeaf {
     // Node offsets of a block's children from its first child.
     std::vector<int64_t>& kids = kid_offsets_;
     BlockOffsets(rank, g_.factors, child_row, kids);
+    // MergeFew reads kFewCopy bins from any child's start.
+    std::vector<Bin>& below_bins = pool_[i - 1];
+    if (below_bins.size() < pool_used_[i - 1] + kFewCopy) below_bins.resize(pool_used_[i - 1] + kFewCopy);
     const Node* below = nodes_[i - 1].data();
-    const Bin* below_pool = pool_[i - 1].data();
+    const Bin* below_pool = below_bins.data();
     std::vector<Node>& nodes = nodes_[i];
     nodes.resize(static_cast<size_t>(total));
     pool_used_[i] = 0;
@@ -413,14 +355,15 @@ class HistogramLeaf {
     ForGrid(i, j, o, g_.factors[last], outer, [&](int64_t n, int64_t out_off, int64_t first) {
       const Node& k0 = below[first];
       bool uniform = k0.begin < 0;
-      for (size_t t = 1; t < kids.size() && uniform; ++t) {
+      for (size_t t = 1; t < kids.size(); ++t) {  // no early exit: mixed kids come unpredictably
         const Node& k = below[first + kids[t]];
-        uniform = k.begin < 0 && k.value == k0.value;
+        uniform &= (k.begin < 0) & (k.value == k0.value);
       }
       Node& node = nodes[static_cast<size_t>(n)];
       V r = k0.value;
       if (uniform) {
         node = Node{k0.value, -1, 0};
+      } else if (kFastMode && few_ && MergeFew(i, below, below_pool, first, child_voxels, node, r)) {
       } else {
         // Uniform children first, gathered into one sorted run (they
         // repeat a few values), then each mixed child's histogram is a
@@ -449,8 +392,12 @@ class HistogramLeaf {
           len += static_cast<size_t>(k.size);
         }
         bounds[runs] = len;
-        Bin* merged = MergeRuns(scratch, spare, bounds, runs, len);
-        r = AddBins(i, merged, len, node, true);
+        if (kFastMode && few_) {  // MergeFew's and CountFew's histograms are unsorted
+          r = AddBins(i, scratch, len, node);
+        } else {
+          Bin* merged = MergeRuns(scratch, spare, bounds, runs, len);
+          r = AddBins(i, merged, len, node, true);
+        }
       }
       out[out_off] = Element<T>::Store(r);
     });
@@ -469,9 +416,17 @@ class HistogramLeaf {
   std::array<size_t, kMaxLevels + 1> pool_used_{};
   std::vector<Bin> scratch_;
   std::vector<Bin> spare_;  // MergeRuns' other buffer
+  // Bins for CountFewBins (values and counts apart, to vectorise), with
+  // room for MergeFew's last copy's overrun and the padding.
+  static constexpr size_t kFewCopy = 4;
+  bool few_ = kFastMode;  // this run counts with CountFewBins
+  int64_t mixed_blocks_ = 0, distinct_blocks_ = 0;  // level-1 blocks of the run: mixed, all distinct
+  std::vector<uint64_t> few_values_ = std::vector<uint64_t>(kMaxFewBins + kFewCopy + kFewPad);
+  std::vector<uint64_t> few_counts_ = std::vector<uint64_t>(kMaxFewBins + kFewCopy + kFewPad);
   std::vector<size_t> bounds_;
   std::vector<V> values_;  // a level-1 block's values, sorted
   std::vector<uint8_t> flags_;  // uniform level-1 blocks of a grid row
+  std::vector<int64_t> mixed_;  // the others' indices in the row
 };
 
 }  // namespace MIPMAKER_ISA

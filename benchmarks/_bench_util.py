@@ -244,7 +244,8 @@ def bar_chart(path, labels, series, title, xlabel):
     fig, ax = plt.subplots(figsize=(10, 0.32 * n * k + 1.5))
     for j, (name, colour, vals) in enumerate(series):
         ys = [i * (k + 0.6) + j for i in range(n)]
-        ax.barh(ys, [(v or 1) - 1 for v in vals], left=1, color=colour, label=name, height=0.9)
+        rgb = tuple(c / 255 for c in colour)  # matplotlib takes 0..1 (3.11 rejects 0..255)
+        ax.barh(ys, [(v or 1) - 1 for v in vals], left=1, color=rgb, label=name, height=0.9)
     ax.set_yticks([i * (k + 0.6) + (k - 1) / 2 for i in range(n)], labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")

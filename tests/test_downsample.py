@@ -129,6 +129,51 @@ def test_downsample_high_rank(method, data):
     assert_same_as_oracle(actual, expected, image, factors, method)
 
 
+SMALL_BLOCKS = [(2, 2, 2), (2, 2, 1), (3, 3, 3), (4, 4, 1), (3, 3, 1), (2, 2, 4), (2, 1, 1),
+                (1, 1, 32), (2, 4, 4), (5, 1, 5)]
+
+
+def small_block_image(factors, dtype_id, layout, seed):
+    """Labels 0..3 whose row along memory goes from uniform blocks to noise.
+
+    The row along memory (axis 0 for layout "F", else the last) holds 70
+    blocks, enough for whole SIMD groups of 32 u8 lanes, and ends in a
+    partial block; so do the other two axes (2 blocks each).
+    """
+    rng = np.random.default_rng(seed)
+    long_axis = 0 if layout == "F" else 2
+    blocks = [70 if d == long_axis else 2 for d in range(3)]
+    shape = tuple(f * b + 1 for f, b in zip(factors, blocks))
+    coarse = rng.integers(0, 4, [b + 1 for b in blocks])
+    blocky = coarse.repeat(factors[0], 0).repeat(factors[1], 1).repeat(factors[2], 2)
+    blocky = blocky[: shape[0], : shape[1], : shape[2]]
+    ramp = np.linspace(-0.5, 1.5, shape[long_axis])
+    noisy = rng.random(shape) < ramp.reshape([-1 if d == long_axis else 1 for d in range(3)])
+    image = np.where(noisy, rng.integers(0, 4, shape), blocky)
+    if dtype_id == "i64":
+        image = (image - 1) * 2**40  # the sign and the high bits matter
+    image = image.astype(DTYPES[dtype_id])
+    if dtype_id == "f32":
+        image[rng.random(shape) < 0.05] = np.nan
+    return with_layout(image, layout)
+
+
+@pytest.mark.parametrize("factors", SMALL_BLOCKS, ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("dtype_id", ["b", "u8", "i16", "u32", "u64", "i64", "f32"])
+@pytest.mark.parametrize("layout", ["C", "F", "offset"])
+@pytest.mark.parametrize("method", ["mode", "median"])
+def test_downsample_blocks_up_to_32(factors, dtype_id, layout, method):
+    # Mode and median of blocks of 2..32 values take SIMD paths (pairwise
+    # counts, sorting networks) with many blocks per SIMD group. Four labels
+    # make ties common; uniform groups take a shortcut.
+    view = small_block_image(factors, dtype_id, layout, [sum(factors), len(dtype_id), len(layout), len(method)])
+    image = np.ascontiguousarray(view)
+    for sparse in (False, True):
+        actual = checked_downsample(view, factors, method=method, sparse=sparse)
+        expected = ref_downsample(image, factors, method, sparse=sparse)
+        assert_same_as_oracle(actual, expected, image, factors, method)
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("mode", ["r", "r+"])
 def test_downsample_memmap(method, mode, tmp_path):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import mipmaker
 from mipmaker import _core
 from reference import ref_downsample, ref_pyramid, ref_tb_mode_2x2, ref_tb_mode_2x2x2
+from test_downsample import small_block_image
 
 ISAS = _core.available_isas()
 DTYPES = [np.uint8, np.int16, np.uint32, np.int64, np.uint64, np.float32, np.float64, np.bool_]
@@ -207,3 +208,18 @@ def test_isa_lane_means(isa, dtype, seed, sparse, levels, rounding):
         want = ref_pyramid(image, factors, levels, "mean", sparse=sparse)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("method", ["mode", "median"])
+@pytest.mark.parametrize("factors", [(2, 2, 2), (3, 3, 3), (4, 4, 1), (1, 1, 32)],
+                         ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("dtype_id", ["u8", "i16", "u64", "f32"])
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_isa_blocks_up_to_32(isa, method, factors, dtype_id, layout):
+    # The SIMD paths for mode and median of small blocks, and their portable
+    # counterparts (the scalar build counts pairs and keeps nth_element).
+    view = small_block_image(factors, dtype_id, layout, [len(isa), sum(factors), len(dtype_id)])
+    image = np.ascontiguousarray(view)
+    for sparse in (False, True):
+        got = mipmaker.downsample(view, factors, method=method, sparse=sparse)
+        np.testing.assert_array_equal(got, ref_downsample(image, factors, method, sparse=sparse))

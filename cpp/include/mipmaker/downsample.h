@@ -17,6 +17,7 @@
 #include "mipmaker/fold_groups.h"
 #include "mipmaker/method.h"
 #include "mipmaker/reducers.h"
+#include "mipmaker/small_median.h"
 #include "mipmaker/small_mode.h"
 #include "mipmaker/types.h"
 
@@ -311,8 +312,9 @@ void GatherRange(const T* in, T* o, const Geometry& g, BlockRows& rows, int64_t 
 
 // mode / median: copy each block's values (minus NaN, minus zeros when
 // sparse) into its own slot of a scratch buffer, then reduce each slot.
-// Full blocks of 4 or 8 values (2x2, 2x2x1, 2x2x2, ...) take the
-// vectorised SmallModeBlocks path instead.
+// Mode of full blocks of up to kMaxSmallMode values (2x2, 2x2x2, 3x3x3, 4x4,
+// ...), and the integer median of such blocks, take the vectorised
+// SmallModeBlocks and SmallMedianBlocks paths instead.
 template <typename T, typename R, bool kSparse>
 void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   using V = typename Element<T>::Value;
@@ -325,9 +327,21 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   // Bound the scratch to about 1 Mi values unless one block is bigger; the
   // small-block path wants it in L1/L2.
   constexpr bool kSmallMode = std::is_same_v<R, ModeReducer<T>> && !IsComplex<V>::value;
-  const bool small = kSmallMode && (slot == 4 || slot == 8);
-  const int64_t budget = small ? 2048 : (int64_t{1} << 20);
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.inner_end - w.inner_begin, budget / slot));
+#if defined(MIPMAKER_HAVE_AVX2)
+  // The portable build keeps nth_element: a scalar sorting network is no
+  // faster than it past a few values.
+  constexpr bool kSmallMedian =
+      std::is_same_v<R, MedianReducer<T>> && std::is_integral_v<V> && sizeof(T) == sizeof(V);
+#else
+  constexpr bool kSmallMedian = false;
+#endif
+  const bool small = (kSmallMode || kSmallMedian) && slot >= 2 && slot <= kMaxSmallMode;
+  const SortingNetwork net(kSmallMedian && small ? static_cast<int>(slot) : 1);
+  const int64_t budget = small ? (slot <= 8 ? 2048 : 8192) : (int64_t{1} << 20);
+  int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.inner_end - w.inner_begin, budget / slot));
+  // Whole SIMD groups (up to 32 lanes for u8): a chunk's leftover blocks go
+  // through the scalar tail.
+  if (small && chunk > 32) chunk -= chunk % 32;
   std::vector<V> vals(static_cast<size_t>(chunk * slot));
   std::vector<int64_t> fill(chunk);
   std::vector<uint8_t> saw_nan(chunk);
@@ -337,7 +351,7 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
       const int64_t i1 = std::min(w.inner_end, i0 + chunk);
       const int64_t m = i1 - i0;
       T* o = out + rows.out_offset();
-      if constexpr (kSmallMode) {
+      if constexpr (kSmallMode || kSmallMedian) {
         const int64_t full = std::min(i1, n / f) - i0;  // outputs with a whole block along the row
         if (small && rows.rows() == block_rows && full > 0) {
           // Transpose into position-major order: v[(r * f + j) * full + i].
@@ -346,8 +360,14 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
             const T* row = in + off + i0 * f * s;
             for (int64_t j = 0; j < f; ++j) {
               V* dst = vals.data() + (r * f + j) * full;
-              if (s == 1 && f == 2) {  // constant strides: the deinterleave vectorises
+              // Constant strides: the deinterleave vectorises (u8 3x3: 5x
+              // faster than the run-time stride).
+              if (s == 1 && f == 2) {
                 for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[i * 2 + j]);
+              } else if (s == 1 && f == 3) {
+                for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[i * 3 + j]);
+              } else if (s == 1 && f == 4) {
+                for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[i * 4 + j]);
               } else {
                 for (int64_t i = 0; i < full; ++i) dst[i] = Element<T>::Load(row[(i * f + j) * s]);
               }
@@ -355,10 +375,14 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
             ++r;
           });
           T* q = o + i0 * os;
-          if (slot == 4) {
+          if constexpr (kSmallMedian) {
+            SmallMedianBlocks<T, kSparse>(vals.data(), full, q, os, static_cast<int>(slot), net);
+          } else if (slot == 4) {
             SmallModeBlocks<T, kSparse, 4>(vals.data(), full, q, os);
-          } else {
+          } else if (slot == 8) {
             SmallModeBlocks<T, kSparse, 8>(vals.data(), full, q, os);
+          } else {
+            SmallModeBlocks<T, kSparse, 0>(vals.data(), full, q, os, static_cast<int>(slot));
           }
           if (full == m) continue;
           // The partial block at the end of the row goes the general way.

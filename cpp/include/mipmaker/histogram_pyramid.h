@@ -222,16 +222,7 @@ class HistogramPyramid {
       bins.resize(base + 1);
       return;
     }
-    std::sort(b, b + n, [](const Bin& x, const Bin& y) { return Less(x.value, y.value); });
-    size_t w = 0;
-    for (size_t i = 1; i < n; ++i) {
-      if (b[i].value == b[w].value) {
-        b[w].count += b[i].count;
-      } else {
-        b[++w] = b[i];
-      }
-    }
-    bins.resize(base + w + 1);
+    bins.resize(base + SortMergeBins(b, n));
   }
 
   void Write(int j, const std::array<int64_t, kMaxRank>& o, const Bin* bins, size_t n, bool nan) {

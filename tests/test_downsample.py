@@ -174,6 +174,77 @@ def test_downsample_blocks_up_to_32(factors, dtype_id, layout, method):
         assert_same_as_oracle(actual, expected, image, factors, method)
 
 
+PAIR_BLOCKS = [(2, 2, 1), (2, 2, 2), (2, 1, 1), (2, 4, 2), (2, 3, 1), (2, 2, 3), (2, 4, 4)]
+
+
+def pair_image(factors, dtype_id, seed):
+    """Random values whose row along memory holds 70 whole pairs and a partial block.
+
+    70 pairs make two 32-output u8 steps of pair_rows.h and a tail.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (2 * 70 + 1, 3 * factors[1] + 1, 2 * factors[2] + 1)
+    dtype = DTYPES[dtype_id]
+    if dtype_id.startswith("f"):
+        image = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(dtype)
+        image[rng.random(shape) < 0.05] = -0.0
+    else:
+        info = np.iinfo(dtype)
+        image = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+        image[:, :, 0] = info.max  # the largest sums
+    return image
+
+
+def pair_layout(image, layout):
+    """`image` in Fortran order ("F"), or a view whose rows are contiguous but not adjacent."""
+    if layout == "F":
+        return np.asfortranarray(image)
+    big = np.zeros((image.shape[0] + 3, image.shape[1] + 1, image.shape[2]), image.dtype, order="F")
+    view = big[1:-2, 1:]
+    view[...] = image
+    return view
+
+
+@pytest.mark.parametrize("factors", PAIR_BLOCKS, ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("dtype_id", ["u8", "u16", "f32"])
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_downsample_pair_means_in_registers(factors, dtype_id, layout):
+    # Means two voxels wide along memory are finished in registers
+    # (pair_rows.h): 1-8 block rows, power-of-two blocks for dense integers,
+    # sparse u8 means divided per output; the rest and the row tails take the
+    # accumulating path.
+    seed = [sum(factors), len(dtype_id), len(layout)]
+    dense = pair_image(factors, dtype_id, seed)
+    rng = np.random.default_rng(seed)
+    shape = dense.shape
+    # Sparse: zeros in runs along memory, so that some blocks are empty.
+    holes = rng.random((shape[0] // 4 + 1,) + shape[1:]).repeat(4, 0)[: shape[0]] < 0.4
+    for sparse, image in ((False, dense), (True, np.where(holes, dense.dtype.type(0), dense))):
+        view = pair_layout(image, layout)
+        actual = checked_downsample(view, factors, method="mean", sparse=sparse)
+        expected = ref_downsample(image, factors, "mean", sparse=sparse)
+        assert_same_as_oracle(actual, expected, image, factors, "mean")
+        truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
+        expected = ref_downsample(image, factors, "mean", sparse=sparse, rounding="trunc")
+        assert_same_as_oracle(truncated, expected, image, factors, "mean")
+
+
+@pytest.mark.parametrize("factors", PAIR_BLOCKS[:5], ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("dtype_id", ["i8", "u8", "i16", "u16", "i32", "u32", "u64", "f32"])
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+@pytest.mark.parametrize("method", ["min", "max"])
+def test_downsample_pair_extrema_in_registers(factors, dtype_id, layout, method):
+    # One level of integer min/max up to 32 bits, two voxels wide along
+    # memory, is finished in registers (rows first, then each pair);
+    # u64 and f32 take the accumulating path.
+    image = pair_image(factors, dtype_id, [sum(factors), len(dtype_id), len(layout), len(method)])
+    view = pair_layout(image, layout)
+    expected = ref_downsample(image, factors, method)
+    np.testing.assert_array_equal(checked_downsample(view, factors, method=method), expected)
+    compat = getattr(mipmaker, f"downsample_with_{method}_pooling")(view, factors)[0]
+    np.testing.assert_array_equal(compat, expected)
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("mode", ["r", "r+"])
 def test_downsample_memmap(method, mode, tmp_path):

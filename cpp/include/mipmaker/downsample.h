@@ -16,6 +16,7 @@
 #include "mipmaker/finish.h"
 #include "mipmaker/fold_groups.h"
 #include "mipmaker/method.h"
+#include "mipmaker/pair_rows.h"
 #include "mipmaker/reducers.h"
 #include "mipmaker/small_median.h"
 #include "mipmaker/small_mode.h"
@@ -217,14 +218,28 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           continue;
         }
         if (lanes == 1 && s == 1 && f >= 2 && f <= 4) {
-          rows.ForEach([&](int64_t off) {
-            FoldGroupRow<T, R, kSparse>(a, c, in + off + i0 * f, span, f, first);
-            first = false;
-          });
           T* o = out + rows.out_offset() + i0 * os;
           const int64_t m = (span + f - 1) / f;
-          RowOutputs<R> ro{m, span / f, rows.rows() * f, rows.rows() * (span % f)};
-          FinishAny<T, R, kSparse>(a, c, 1, 1, ro, o, os, g.lane_out_stride, rounding);
+          int64_t done = 0;  // outputs already finished in registers
+#if defined(MIPMAKER_HAVE_AVX2)
+          using Pairs = RegisterPairs<T, R, kSparse>;
+          if constexpr (Pairs::kOk) {
+            if (f == 2 && os == 1 && rows.rows() <= Pairs::kMaxRows) {
+              const T* starts[Pairs::kMaxRows];
+              int nr = 0;
+              rows.ForEach([&](int64_t off) { starts[nr++] = in + off + i0 * f; });
+              done = Pairs::Run(starts, nr, o, span / f, rounding);
+            }
+          }
+#endif
+          if (done == m) continue;
+          const int64_t rest = span - done * f;
+          rows.ForEach([&](int64_t off) {
+            FoldGroupRow<T, R, kSparse>(a, c, in + off + (i0 + done) * f, rest, f, first);
+            first = false;
+          });
+          RowOutputs<R> ro{m - done, rest / f, rows.rows() * f, rows.rows() * (rest % f)};
+          FinishAny<T, R, kSparse>(a, c, 1, 1, ro, o + done * os, os, g.lane_out_stride, rounding);
           continue;
         }
       }

@@ -5,11 +5,13 @@
 // AVX2 lines: the compiler's own vectorisation of the interleaved pairs
 // spent a dozen shuffles per vector where one multiply-add does.
 //
-// Rows are folded one at a time on purpose. Folding two to four block rows
-// in one pass (fewer accumulator loads and stores) was 2-2.5x slower on
-// memory-resident input (u8 F 2048x2048x64, 2x2x2: 25.8 against 11.3
-// GVx/s): the hardware prefetcher follows one sequential stream at a time
-// far better than several interleaved ones.
+// Rows are folded one at a time. Folding two to four block rows in one pass
+// into the accumulators was 2-2.5x slower on memory-resident input when
+// measured for commit 040b2c0 (u8 F 2048x2048x64, 2x2x2: 25.8 against 11.3
+// GVx/s). On today's host the opposite holds for pairs finished in
+// registers with no accumulator row at all (pair_rows.h: f32 F 2x2x2 1130
+// -> 1933 MVx/s, u8 5442 -> 6775), so AccumulateKernel takes that path for
+// f = 2 means.
 #pragma once
 
 #include <cstdint>
@@ -200,9 +202,9 @@ struct PairFloatsAvx2 {
     const int64_t end = span / 8 * 8;
     const __m256d zero = _mm256_setzero_pd();
     for (int64_t i = 0; i < end; i += 8) {
-      const __m256 x = _mm256_loadu_ps(row + i);
-      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
-      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+      // Converting from memory spares the extract of the upper half.
+      const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(row + i));
+      const __m256d hi = _mm256_cvtps_pd(_mm_loadu_ps(row + i + 4));
       // hadd gives [x0+x1, x4+x5, x2+x3, x6+x7]; the permute restores the order.
       __m256d sum = _mm256_permute4x64_pd(_mm256_hadd_pd(lo, hi), 0xD8);
       double* a = acc + i / 2;
@@ -211,6 +213,7 @@ struct PairFloatsAvx2 {
       _mm256_storeu_pd(a, sum);
       if constexpr (kSparse) {
         // A zero's mask lane is -1: 2 + the pair's mask sum counts its nonzeros.
+        const __m256 x = _mm256_loadu_ps(row + i);
         const __m256i z = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ));
         const __m256i pairs = _mm256_permute4x64_epi64(_mm256_hadd_epi32(z, z), 0x08);
         __m128i k = _mm_add_epi32(_mm_set1_epi32(2), _mm256_castsi256_si128(pairs));

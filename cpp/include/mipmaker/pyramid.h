@@ -94,6 +94,10 @@ class PyramidWorker {
   // Writes level j's output for row `o` over inner range [a, b) and hands
   // its accumulators to `keep`.
   void Produce(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, Keep keep) {
+    if (k_ == 1) {  // nothing to keep: whole pairs may finish in registers
+      a += RegisterPairsRow(o, a, b);
+      if (a == b) return;
+    }
     const int last = g_.rank - 1;
     const int64_t f = g_.factors[last];
     const int64_t lanes = g_.lanes;
@@ -146,6 +150,38 @@ class PyramidWorker {
     }
     // Grouped rows hold one accumulator per output already.
     Horizontal(j, o, a, b, grouped ? b - a : b0 - a0, grouped ? 1 : f, keep);
+  }
+
+  // Outputs [a, a + n) of the single level's row `o` through pair_rows.h,
+  // when its blocks are pairs along contiguous rows; returns n (maybe 0).
+  int64_t RegisterPairsRow(const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b) {
+#if defined(MIPMAKER_HAVE_AVX2)
+    using Pairs = RegisterPairs<T, R, kSparse>;
+    if constexpr (Pairs::kOk) {
+      const int last = g_.rank - 1;
+      const LevelGeometry& L = lv_[1];
+      if (g_.lanes != 1 || g_.in_strides[last] != 1 || g_.factors[last] != 2 || L.strides[last] != 1) return 0;
+      const int64_t whole = std::min(b, g_.in_shape[last] / 2) - a;  // outputs of two voxels
+      std::array<int64_t, kMaxRank> lo{}, hi{}, c{};
+      int64_t rows = 1, out_off = a;
+      for (int d = 0; d < last; ++d) {
+        lo[d] = c[d] = o[d] * g_.factors[d];
+        hi[d] = std::min(lo[d] + g_.factors[d], g_.in_shape[d]);
+        rows *= hi[d] - lo[d];
+        out_off += o[d] * L.strides[d];
+      }
+      if (whole <= 0 || rows > Pairs::kMaxRows) return 0;
+      const T* starts[Pairs::kMaxRows];
+      for (int r = 0; r < rows; ++r) {
+        int64_t off = 2 * a;
+        for (int d = 0; d < last; ++d) off += c[d] * g_.in_strides[d];
+        starts[r] = in_ + off;
+        for (int d = last - 1; d >= 0 && ++c[d] == hi[d]; --d) c[d] = lo[d];
+      }
+      return Pairs::Run(starts, static_cast<int>(rows), static_cast<T*>(L.data) + out_off, whole, rounding_);
+    }
+#endif
+    return 0;
   }
 
   // Combines groups of f level-(j-1) accumulators into level j, hands the

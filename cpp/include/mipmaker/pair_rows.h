@@ -73,8 +73,8 @@ struct PairMeanAvx2 {
   }
 
  private:
-  // Pair sums of 2 * kStep voxels from `p`, as two vectors of kStep / 2 sums
-  // in output order after Pack.
+  // Pair sums of 2 * kStep voxels from `p`: outputs [0, kStep / 2) in `lo`,
+  // the rest in `hi`, each in output order.
   static void Pairs(const T* p, __m256i& lo, __m256i& hi) {
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kStep));

@@ -215,11 +215,8 @@ def test_downsample_pair_means_in_registers(factors, dtype_id, layout):
     # accumulating path.
     seed = [sum(factors), len(dtype_id), len(layout)]
     dense = pair_image(factors, dtype_id, seed)
-    rng = np.random.default_rng(seed)
-    shape = dense.shape
     # Sparse: zeros in runs along memory, so that some blocks are empty.
-    holes = rng.random((shape[0] // 4 + 1,) + shape[1:]).repeat(4, 0)[: shape[0]] < 0.4
-    for sparse, image in ((False, dense), (True, np.where(holes, dense.dtype.type(0), dense))):
+    for sparse, image in ((False, dense), (True, sparse_holes(dense, seed))):
         view = pair_layout(image, layout)
         actual = checked_downsample(view, factors, method="mean", sparse=sparse)
         expected = ref_downsample(image, factors, "mean", sparse=sparse)
@@ -243,6 +240,46 @@ def test_downsample_pair_extrema_in_registers(factors, dtype_id, layout, method)
     np.testing.assert_array_equal(checked_downsample(view, factors, method=method), expected)
     compat = getattr(mipmaker, f"downsample_with_{method}_pooling")(view, factors)[0]
     np.testing.assert_array_equal(compat, expected)
+
+
+def sparse_holes(image, seed):
+    """`image` with zeros in runs of 4 along axis 0, so that some blocks are empty."""
+    rng = np.random.default_rng(seed)
+    shape = image.shape
+    holes = rng.random((shape[0] // 4 + 1,) + shape[1:]).repeat(4, 0)[: shape[0]] < 0.4
+    return np.where(holes, image.dtype.type(0), image)
+
+
+@pytest.mark.parametrize("factors", [(2, 2, 1), (1, 2, 1), (2, 1, 1), (4, 2, 1), (2, 2, 2), (1, 2, 2), (2, 4, 2)],
+                         ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("lanes", [32, 64, 96])
+@pytest.mark.parametrize("odd", [False, True], ids=["even", "odd"])
+def test_downsample_c_order_pairs_in_registers(factors, lanes, odd):
+    # C-order u8 means whose last axis is short: with a factor of 1 there it
+    # is folded into lanes, and two adjacent lane groups of up to 4 rows
+    # finish in registers; with a factor of 2, batches of short rows do
+    # (pair_rows.h). Odd extents leave partial blocks to the general path.
+    rng = np.random.default_rng([lanes, len(factors), sum(factors), odd])
+    shape = (5 + 2 * factors[0], 2 * 37 + odd, lanes)
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    image[:, :3] = 255  # the largest sums
+    for sparse, data in ((False, image), (True, sparse_holes(image, lanes))):
+        actual = checked_downsample(data, factors, method="mean", sparse=sparse)
+        np.testing.assert_array_equal(actual, ref_downsample(data, factors, "mean", sparse=sparse))
+        truncated = mipmaker.downsample_with_averaging(data, factors, sparse=sparse)[0]
+        np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
+
+
+@pytest.mark.parametrize("dtype_id, method", [("u16", "mean"), ("f32", "mean"), ("i8", "min"), ("u32", "max")],
+                         ids="-".join)
+def test_downsample_c_order_short_rows_in_registers(dtype_id, method):
+    # Batches of short C-order rows (64 voxels, factor 2 along them) finish
+    # in registers for the other register types too.
+    image = pair_image((2, 2, 2), dtype_id, [len(dtype_id), len(method)])
+    image = np.ascontiguousarray(np.resize(image, (6, 41, 64)))
+    actual = checked_downsample(image, (2, 2, 2), method=method)
+    expected = ref_downsample(image, (2, 2, 2), method)
+    assert_same_as_oracle(actual, expected, image, (2, 2, 2), method)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -2,14 +2,17 @@
 // Blocks two voxels wide along a contiguous row (Fortran-order 2x2 and
 // 2x2x2, the commonest pyramids) finished in registers: each vector of
 // outputs loads its voxels from every block row (at most 8), reduces them
-// and stores the results, with no row accumulators in between. Used for
-// means (AccumulateKernel) and for one level of integer min/max
-// (PyramidWorker). The fold-then-finish passes cost about a cycle per
-// voxel for f32 means (pair sums into an accumulator row, then a finish
-// pass over it), as much as streaming the voxels from memory, and the two
-// added up instead of overlapping (f32 F 2x2x2 from memory, output
-// pre-touched: 1130 -> 1933 MVx/s; u16 2394 -> 4217; u8 5442 -> 6775;
-// sparse u8 5057 -> 7183).
+// and stores the results, with no row accumulators in between. Also blocks
+// two lane groups wide (a C-order volume's short last axis folded into
+// lanes, u8 means). Used by AccumulateKernel and ShortRowsKernel (means),
+// and by PyramidWorker for level 1 (means, integer min/max), where the
+// sums, counts or extrema also go to level 2's row accumulators (PairKeep).
+// The fold-then-finish passes cost about a cycle per voxel for f32 means
+// (pair sums into an accumulator row, then a finish pass over it), as much
+// as streaming the voxels from memory, and the two added up instead of
+// overlapping (f32 F 2x2x2 from memory, output pre-touched: 1130 -> 1933
+// MVx/s; u16 2394 -> 4217; u8 5442 -> 6775; sparse u8 5057 -> 7183).
+// Each step also prefetches the next work item's rows into L2 (`ahead`).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +31,43 @@ namespace MIPMAKER_ISA {
 
 #if defined(MIPMAKER_HAVE_AVX2)
 
+// Where a fused pyramid's level 1 also leaves each output's unfinished
+// accumulator (sum, count, extremum) for level 2: stored by the parent's
+// first block row, added by the others; `acc` null: nowhere. `ahead`:
+// elements from each block row to the same row of the next work item,
+// prefetched into L2 as the steps read (0: none; see PyramidWorker).
+template <typename R>
+struct PairKeep {
+  typename R::Acc* acc = nullptr;
+  typename R::Count* count = nullptr;
+  bool add = false;
+  int64_t ahead = 0;
+};
+
+// Calls body(std::integral_constant<int, k>) with k = 0 (no keep), 1
+// (store) or 2 (add), so each loop is compiled for its case.
+template <typename R, typename F>
+inline void WithKeep(const PairKeep<R>& keep, F&& body) {
+  if (keep.acc == nullptr) {
+    body(std::integral_constant<int, 0>{});
+  } else if (!keep.add) {
+    body(std::integral_constant<int, 1>{});
+  } else {
+    body(std::integral_constant<int, 2>{});
+  }
+}
+
+// One L2 prefetch per block row and step (every step reads 64 bytes of each).
+// The addresses may lie past the input (the last work item), so they are
+// formed as integers, as PrefetchL2 does.
+template <typename T>
+inline void PrefetchRows(const T* const* rows, int nrows, int64_t ahead) {
+  const uintptr_t bytes = static_cast<uintptr_t>(ahead * int64_t{sizeof(T)});
+  for (int r = 0; r < nrows; ++r) {
+    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(rows[r]) + bytes), 0, 1);
+  }
+}
+
 // Means of u8 (u16 sums, dense or sparse), u16 (u32 sums) and f32 (double
 // sums), for 1 to kMaxRows block rows. Dense integer means take
 // power-of-two blocks only (a shift); floats and sparse means divide.
@@ -36,7 +76,9 @@ namespace MIPMAKER_ISA {
 template <typename T, typename R, bool kSparse>
 struct PairMeanAvx2 {
   using Acc = typename R::Acc;
-  static constexpr bool kU8 = std::is_same_v<T, uint8_t> && std::is_same_v<Acc, uint16_t>;
+  // u8 sums are kept in u32 too (a deep pyramid's tier), widened on the way.
+  static constexpr bool kU8 =
+      std::is_same_v<T, uint8_t> && (std::is_same_v<Acc, uint16_t> || std::is_same_v<Acc, uint32_t>);
   static constexpr bool kOk =
       R::kIsMean && (kU8 || (!kSparse && ((std::is_same_v<T, uint16_t> && std::is_same_v<Acc, uint32_t>) ||
                                           (std::is_same_v<T, float> && std::is_same_v<Acc, double>))));
@@ -44,32 +86,68 @@ struct PairMeanAvx2 {
   // Outputs per step.
   static constexpr int64_t kStep = std::is_same_v<T, uint8_t> ? 32 : (std::is_same_v<T, uint16_t> ? 16 : 8);
 
-  // Writes outputs [0, n) of `out` (unit stride), n a multiple of kStep,
-  // output i the mean of voxels 2i and 2i+1 of every row. Returns n, or 0
-  // when the block is not supported (the caller's general path runs).
-  static int64_t Run(const T* const* rows, int nrows, T* out, int64_t m, Rounding rounding) {
+  // Writes outputs [0, n) of `out` (unit stride), n the largest multiple
+  // of kStep up to m, output i the mean of voxels 2i and 2i+1 of every
+  // row, and leaves their sums (and counts) in `keep`. Returns n, or 0 when
+  // the block is not supported (the caller's general path runs).
+  static int64_t Run(const T* const* rows, int nrows, T* out, int64_t m, Rounding rounding,
+                     const PairKeep<R>& keep = {}) {
     const int64_t n = m / kStep * kStep;
     if (nrows < 1 || nrows > kMaxRows || n == 0) return 0;
+    const bool trunc = rounding == Rounding::kTruncate;
     if constexpr (kSparse) {
       if (nrows > 4) return 0;  // Quotients takes counts up to 8
-      if (rounding == Rounding::kTruncate) {
-        SparseU8<true>(rows, nrows, out, n);
-      } else {
-        SparseU8<false>(rows, nrows, out, n);
-      }
+      WithKeep(keep, [&](auto k) {
+        if (trunc) {
+          SparseU8<true, decltype(k)::value>(rows, nrows, out, n, keep);
+        } else {
+          SparseU8<false, decltype(k)::value>(rows, nrows, out, n, keep);
+        }
+      });
     } else if constexpr (std::is_same_v<T, float>) {
-      Floats(rows, nrows, out, n);
+      WithKeep(keep, [&](auto k) { Floats<decltype(k)::value>(rows, nrows, out, n, keep); });
     } else {
       const int count = 2 * nrows;
       if ((count & (count - 1)) != 0) return 0;
       const int shift = __builtin_ctz(count);
-      if (rounding == Rounding::kTruncate) {
-        Ints<true>(rows, nrows, out, n, shift);
-      } else {
-        Ints<false>(rows, nrows, out, n, shift);
-      }
+      WithKeep(keep, [&](auto k) {
+        if (trunc) {
+          Ints<true, decltype(k)::value>(rows, nrows, out, n, shift, keep);
+        } else {
+          Ints<false, decltype(k)::value>(rows, nrows, out, n, shift, keep);
+        }
+      });
     }
     return n;
+  }
+
+  // Lanes: a C-order volume's short last axis folded into the elements
+  // (2048x2048x64 at 2x2x1: 64 lanes). Output i, lane z is the mean of lane
+  // z of lane groups 2i and 2i + 1 of every row, at rows[r][(2i + g) * lanes
+  // + z]; only adds down the lanes, no pairs within a vector. Writes outputs
+  // [0, m) (m * lanes values at `out`, and at `keep` from index 0) and
+  // returns m, or 0 when not supported: u8 only, lanes a multiple of 32,
+  // up to 4 rows (counts up to 8), dense blocks of a power of two.
+  static constexpr bool kLanesOk = kOk && kU8;
+  static int64_t RunLanes(const T* const* rows, int nrows, int64_t lanes, T* out, int64_t m, Rounding rounding,
+                          const PairKeep<R>& keep) {
+    if constexpr (kLanesOk) {
+      const int count = 2 * nrows;
+      if (nrows < 1 || nrows > 4 || lanes % 32 != 0 || m <= 0) return 0;
+      if (!kSparse && (count & (count - 1)) != 0) return 0;
+      const int shift = __builtin_ctz(count);
+      const bool trunc = rounding == Rounding::kTruncate;
+      WithKeep(keep, [&](auto k) {
+        if (trunc) {
+          LanesU8<true, decltype(k)::value>(rows, nrows, lanes, out, m, shift, keep);
+        } else {
+          LanesU8<false, decltype(k)::value>(rows, nrows, lanes, out, m, shift, keep);
+        }
+      });
+      return m;
+    } else {
+      return 0;
+    }
   }
 
  private:
@@ -105,8 +183,39 @@ struct PairMeanAvx2 {
     }
   }
 
-  template <bool kTruncate>
-  static void Ints(const T* const* rows, int nrows, T* out, int64_t n, int shift) {
+  // Stores (kKeep 1) or adds (kKeep 2) two vectors of sums at `p`, in
+  // output order (lo: the first half of the step).
+  template <int kKeep, typename A>
+  static void KeepSums(A* p, __m256i lo, __m256i hi) {
+    auto* q = reinterpret_cast<__m256i*>(p);
+    if constexpr (sizeof(A) == 2 * sizeof(T)) {
+      if constexpr (kKeep == 2) {
+        lo = Add(lo, _mm256_loadu_si256(q));
+        hi = Add(hi, _mm256_loadu_si256(q + 1));
+      }
+      _mm256_storeu_si256(q, lo);
+      _mm256_storeu_si256(q + 1, hi);
+    } else {
+      static_assert(std::is_same_v<T, uint8_t> && sizeof(A) == 4);
+      KeepWide<kKeep>(q, lo);
+      KeepWide<kKeep>(q + 2, hi);
+    }
+  }
+  // 16 u16 sums widened to u32, in order.
+  template <int kKeep>
+  static void KeepWide(__m256i* q, __m256i v) {
+    __m256i a = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(v));
+    __m256i b = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1));
+    if constexpr (kKeep == 2) {
+      a = _mm256_add_epi32(a, _mm256_loadu_si256(q));
+      b = _mm256_add_epi32(b, _mm256_loadu_si256(q + 1));
+    }
+    _mm256_storeu_si256(q, a);
+    _mm256_storeu_si256(q + 1, b);
+  }
+
+  template <bool kTruncate, int kKeep>
+  static void Ints(const T* const* rows, int nrows, T* out, int64_t n, int shift, const PairKeep<R>& keep) {
     const __m128i s = _mm_cvtsi32_si128(shift);
     const bool u8 = std::is_same_v<T, uint8_t>;
     const __m256i one = u8 ? _mm256_set1_epi16(1) : _mm256_set1_epi32(1);
@@ -121,6 +230,8 @@ struct PairMeanAvx2 {
         lo = Add(lo, l);
         hi = Add(hi, h);
       }
+      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
+      if constexpr (kKeep != 0) KeepSums<kKeep>(keep.acc + i, lo, hi);
       lo = Round<kTruncate>(lo, s, half_m1, one);
       hi = Round<kTruncate>(hi, s, half_m1, one);
       // Means fit T, so the saturating packs are exact; they interleave the
@@ -146,11 +257,11 @@ struct PairMeanAvx2 {
   // Sparse u8 means of up to 4 rows: each pair's sum and nonzero count
   // (min(v, 1) is 1 for every nonzero voxel), divided per output; an empty
   // block gives 0.
-  template <bool kTruncate>
-  static void SparseU8(const T* const* rows, int nrows, T* out, int64_t n) {
-    const __m256i ones = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+  template <bool kTruncate, int kKeep>
+  static void SparseU8(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
+    const __m256i ones = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < n; i += 32) {
-      __m256i sum[2], cnt[2];
+      __m256i sum[2] = {}, cnt[2] = {};  // set by row 0 (nrows >= 1)
       for (int r = 0; r < nrows; ++r) {
         for (int h = 0; h < 2; ++h) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 2 * i + 32 * h));
@@ -160,25 +271,77 @@ struct PairMeanAvx2 {
           cnt[h] = r == 0 ? c : _mm256_add_epi16(cnt[h], c);
         }
       }
-      __m256i q[2];
-      for (int h = 0; h < 2; ++h) {
-        q[h] = Quotients(sum[h], cnt[h]);
-        if constexpr (!kTruncate) {
-          const __m256i den = _mm256_max_epu16(cnt[h], one16);
-          // Half to even: up when 2r > den, or 2r == den and q is odd.
-          const __m256i r2 = _mm256_slli_epi16(_mm256_sub_epi16(sum[h], _mm256_mullo_epi16(q[h], den)), 1);
-          const __m256i odd = _mm256_cmpeq_epi16(_mm256_and_si256(q[h], one16), one16);
-          const __m256i up = _mm256_or_si256(_mm256_cmpgt_epi16(r2, den),
-                                             _mm256_and_si256(_mm256_cmpeq_epi16(r2, den), odd));
-          q[h] = _mm256_sub_epi16(q[h], up);
-        }
+      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
+      if constexpr (kKeep != 0) {
+        KeepSums<kKeep>(keep.acc + i, sum[0], sum[1]);
+        KeepSums<kKeep>(keep.count + i, cnt[0], cnt[1]);
       }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
-                          _mm256_permute4x64_epi64(_mm256_packus_epi16(q[0], q[1]), 0xD8));
+      const __m256i q0 = SparseMeans<kTruncate>(sum[0], cnt[0]), q1 = SparseMeans<kTruncate>(sum[1], cnt[1]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
+    }
+  }
+  // Sparse means of 16 u16 sums and counts (count <= 8; 0 for an empty block).
+  template <bool kTruncate>
+  static __m256i SparseMeans(__m256i sum, __m256i cnt) {
+    __m256i q = Quotients(sum, cnt);
+    if constexpr (!kTruncate) {
+      const __m256i one16 = _mm256_set1_epi16(1);
+      const __m256i den = _mm256_max_epu16(cnt, one16);
+      // Half to even: up when 2r > den, or 2r == den and q is odd.
+      const __m256i r2 = _mm256_slli_epi16(_mm256_sub_epi16(sum, _mm256_mullo_epi16(q, den)), 1);
+      const __m256i odd = _mm256_cmpeq_epi16(_mm256_and_si256(q, one16), one16);
+      const __m256i up =
+          _mm256_or_si256(_mm256_cmpgt_epi16(r2, den), _mm256_and_si256(_mm256_cmpeq_epi16(r2, den), odd));
+      q = _mm256_sub_epi16(q, up);  // up is -1 where it applies
+    }
+    return q;
+  }
+
+  // Lane layout (see RunLanes): the voxels of output i, lanes [z, z + 32).
+  template <bool kTruncate, int kKeep>
+  static void LanesU8(const T* const* rows, int nrows, int64_t lanes, T* out, int64_t m, int shift,
+                      const PairKeep<R>& keep) {
+    const __m128i s = _mm_cvtsi32_si128(shift);
+    const __m256i ones = _mm256_set1_epi8(1), one = _mm256_set1_epi16(1);
+    const __m256i half_m1 = _mm256_set1_epi16(static_cast<int16_t>(shift > 0 ? (1 << (shift - 1)) - 1 : 0));
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t at = 2 * i * lanes;
+      if (keep.ahead != 0) {
+        for (int64_t z = 0; z < 2 * lanes; z += 64) PrefetchRows(rows, nrows, at + z + keep.ahead);
+      }
+      for (int64_t z = 0; z < lanes; z += 32) {
+        __m256i lo = _mm256_setzero_si256(), hi = lo, clo = lo, chi = lo;
+        for (int r = 0; r < nrows; ++r) {
+          for (int64_t g = 0; g < 2 * lanes; g += lanes) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + at + g + z));
+            lo = _mm256_add_epi16(lo, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(v)));
+            hi = _mm256_add_epi16(hi, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(v, 1)));
+            if constexpr (kSparse) {
+              const __m256i c = _mm256_min_epu8(v, ones);
+              clo = _mm256_add_epi16(clo, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(c)));
+              chi = _mm256_add_epi16(chi, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(c, 1)));
+            }
+          }
+        }
+        if constexpr (kKeep != 0) {
+          KeepSums<kKeep>(keep.acc + i * lanes + z, lo, hi);
+          if constexpr (kSparse) KeepSums<kKeep>(keep.count + i * lanes + z, clo, chi);
+        }
+        if constexpr (kSparse) {
+          lo = SparseMeans<kTruncate>(lo, clo);
+          hi = SparseMeans<kTruncate>(hi, chi);
+        } else {
+          lo = Round<kTruncate>(lo, s, half_m1, one);
+          hi = Round<kTruncate>(hi, s, half_m1, one);
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * lanes + z),
+                            _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8));
+      }
     }
   }
 
-  static void Floats(const T* const* rows, int nrows, T* out, int64_t n) {
+  template <int kKeep>
+  static void Floats(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
     const int count = 2 * nrows;
     const bool pow2 = (count & (count - 1)) == 0;
     // A power-of-two reciprocal is exact, so multiplying equals dividing.
@@ -197,6 +360,17 @@ struct PairMeanAvx2 {
         lo = _mm256_add_pd(lo, _mm256_hadd_pd(x0, x1));
         hi = _mm256_add_pd(hi, _mm256_hadd_pd(x2, x3));
       }
+      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
+      if constexpr (kKeep != 0) {
+        double* q = keep.acc + i;
+        __m256d l = _mm256_permute4x64_pd(lo, 0xD8), h = _mm256_permute4x64_pd(hi, 0xD8);
+        if constexpr (kKeep == 2) {  // Combine(keep, sum): one IEEE add, which commutes
+          l = _mm256_add_pd(_mm256_loadu_pd(q), l);
+          h = _mm256_add_pd(_mm256_loadu_pd(q + 4), h);
+        }
+        _mm256_storeu_pd(q, l);
+        _mm256_storeu_pd(q + 4, h);
+      }
       lo = pow2 ? _mm256_mul_pd(lo, scale) : _mm256_div_pd(lo, scale);
       hi = pow2 ? _mm256_mul_pd(hi, scale) : _mm256_div_pd(hi, scale);
       const __m256 both = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
@@ -211,7 +385,6 @@ template <typename T, typename R, bool kSparse>
 struct PairExtremumAvx2 {
   static constexpr bool kOk = false;
   static constexpr int kMaxRows = 8;
-  static int64_t Run(const T* const*, int, T*, int64_t, Rounding) { return 0; }
 };
 
 template <typename T, bool kMax, int kTier, bool kSparse>
@@ -220,9 +393,20 @@ struct PairExtremumAvx2<T, ExtremumReducer<T, kMax, kTier>, kSparse> {
   static constexpr int kMaxRows = 8;
   static constexpr int64_t kStep = 32 / sizeof(T);  // outputs per step
 
-  static int64_t Run(const T* const* rows, int nrows, T* out, int64_t m, Rounding) {
+  using R = ExtremumReducer<T, kMax, kTier>;
+
+  // As PairMeanAvx2::Run; the extrema are also what `keep` takes.
+  static int64_t Run(const T* const* rows, int nrows, T* out, int64_t m, Rounding,
+                     const PairKeep<R>& keep = {}) {
     const int64_t n = m / kStep * kStep;
     if (nrows < 1 || nrows > kMaxRows || n == 0) return 0;
+    WithKeep(keep, [&](auto k) { Steps<decltype(k)::value>(rows, nrows, out, n, keep); });
+    return n;
+  }
+
+ private:
+  template <int kKeep>
+  static void Steps(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
     for (int64_t i = 0; i < n; i += kStep) {
       __m256i a = Load(rows[0] + 2 * i), b = Load(rows[0] + 2 * i + kStep);
       for (int r = 1; r < nrows; ++r) {
@@ -243,12 +427,16 @@ struct PairExtremumAvx2<T, ExtremumReducer<T, kMax, kTier>, kSparse> {
         b = _mm256_and_si256(b, low);
         packed = sizeof(T) == 1 ? _mm256_packus_epi16(a, b) : _mm256_packus_epi32(a, b);
       }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(packed, 0xD8));
+      const __m256i res = _mm256_permute4x64_epi64(packed, 0xD8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), res);
+      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
+      if constexpr (kKeep != 0) {
+        T* q = keep.acc + i;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), kKeep == 2 ? Op(Load(q), res) : res);
+      }
     }
-    return n;
   }
 
- private:
   static __m256i Load(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   // Every odd element moved onto the even one below it.
   static __m256i Down(__m256i x) {

@@ -218,6 +218,19 @@ void TinybrainModeKernel(const U* in, U* out, const Geometry& g, TinybrainRule r
     }
     const U* p = in + in_off;
     U* q = out + out_off;
+    if (!vectors && full > 0) {
+      // The scalar lines prefetch the next line's rows into L2 here, a cache line
+      // at a time, as RuleLineVectors does per step.
+      const uintptr_t bytes = static_cast<uintptr_t>(ahead * static_cast<int64_t>(sizeof(U)));
+      const uintptr_t len = static_cast<uintptr_t>((full - 1) * step + 1) * sizeof(U);
+      for (int t = 0; t < voxels; ++t) {
+        if (fast_is_block && ((t >> fast) & 1)) continue;  // the same row as t - (1 << fast)
+        const uintptr_t start = reinterpret_cast<uintptr_t>(p + off[t]) + bytes;
+        for (uintptr_t a = start & ~uintptr_t{63}; a < start + len; a += 64) {
+          __builtin_prefetch(reinterpret_cast<const void*>(a), 0, 1);  // into L2
+        }
+      }
+    }
     switch (rule) {
       case TinybrainRule::kCountless2x2:
         RunRuleLine<U, TinybrainRule::kCountless2x2>(p, step, off, fast, vectors, ahead, to_l2, q, os, full);

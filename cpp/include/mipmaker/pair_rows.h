@@ -277,7 +277,8 @@ struct PairMeanAvx2 {
         KeepSums<kKeep>(keep.count + i, cnt[0], cnt[1]);
       }
       const __m256i q0 = SparseMeans<kTruncate>(sum[0], cnt[0]), q1 = SparseMeans<kTruncate>(sum[1], cnt[1]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                          _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
     }
   }
   // Sparse means of 16 u16 sums and counts (count <= 8; 0 for an empty block).

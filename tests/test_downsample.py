@@ -242,6 +242,26 @@ def test_downsample_pair_extrema_in_registers(factors, dtype_id, layout, method)
     np.testing.assert_array_equal(compat, expected)
 
 
+@pytest.mark.parametrize("factors", [(4, 1, 1), (4, 2, 1), (4, 4, 1), (4, 4, 2), (4, 2, 4), (4, 3, 1), (4, 4, 3)],
+                         ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("length", [4 * 70 + 3, 4 * 600], ids=["short", "chunked"])
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_downsample_quad_means_in_registers(factors, length, layout):
+    # u8 means four voxels wide along memory are finished in registers
+    # (quad_rows.h) for 1-8 block rows of a power-of-two block (4x3x1 and
+    # 4x4x3 take the accumulating path); 70 outputs make two 32-output steps
+    # and a tail, 600 cross AccumulateKernel's 512-output chunks.
+    rng = np.random.default_rng([sum(factors), length, len(layout)])
+    image = rng.integers(0, 256, (length, 3 * factors[1] + 1, 2 * factors[2] + 1), dtype=np.uint8)
+    image[:, : factors[1], :] = 255  # the largest sums
+    for sparse, data in ((False, image), (True, sparse_holes(image, factors))):
+        view = pair_layout(data, layout)
+        actual = checked_downsample(view, factors, method="mean", sparse=sparse)
+        np.testing.assert_array_equal(actual, ref_downsample(data, factors, "mean", sparse=sparse))
+        truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
+        np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
+
+
 def sparse_holes(image, seed):
     """`image` with zeros in runs of 4 along axis 0, so that some blocks are empty."""
     rng = np.random.default_rng(seed)

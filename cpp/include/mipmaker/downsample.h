@@ -17,6 +17,7 @@
 #include "mipmaker/fold_groups.h"
 #include "mipmaker/method.h"
 #include "mipmaker/pair_rows.h"
+#include "mipmaker/quad_rows.h"
 #include "mipmaker/reducers.h"
 #include "mipmaker/small_median.h"
 #include "mipmaker/small_mode.h"
@@ -194,11 +195,13 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
   // hardware prefetcher stops at every 4 KiB page, and these rows are a
   // page or two long (u8 F from memory, 2x2x1 register path: 5.1 -> 9.1
   // GVx/s; grouped folds, 4x4x1: 7.2 -> 8.8, 3x3x3: 6.6 -> 7.3).
-  const int64_t ahead =
-      w.inner_end - w.inner_begin <= chunk && last >= 1 ? g.factors[last - 1] * g.in_strides[last - 1] : chunk * f;
-  // Rows with lanes are long and cut into chunks; each block row is its own
-  // stream, so the next chunk of the same rows is prefetched likewise.
-  const int64_t lane_ahead = chunk * f * lanes;
+  // `ahead`: elements from a block row to the same row of the next work
+  // item. Rows with lanes are long and cut into chunks; each block row is
+  // its own stream, so the next chunk of the same rows is prefetched likewise.
+  const int64_t ahead = lanes > 1 ? chunk * f * lanes
+                        : w.inner_end - w.inner_begin <= chunk && last >= 1
+                            ? g.factors[last - 1] * g.in_strides[last - 1]
+                            : chunk * f * s;
   for (int64_t outer = w.outer_begin; outer < w.outer_end; ++outer) {
     BlockRows rows(g, outer);
     for (int64_t i0 = w.inner_begin; i0 < w.inner_end; i0 += chunk) {
@@ -218,7 +221,7 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           const T* starts[4];
           int nr = 0;
           rows.ForEach([&](int64_t off) { starts[nr++] = in + off + i0 * f * lanes; });
-          const PairKeep<R> keep{nullptr, nullptr, false, lane_ahead};
+          const PairKeep<R> keep{nullptr, nullptr, false, ahead};
           if (PairMeanAvx2<T, R, kSparse>::RunLanes(starts, nr, lanes, out + rows.out_offset() + i0 * os, span / 2,
                                                     rounding, keep) != 0) {
             continue;
@@ -236,7 +239,7 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           const int64_t m = (span + f - 1) / f;
           rows.ForEach([&](int64_t off) {
             FoldLaneGroups<T, R, kSparse>(a, c, in + off + i0 * f * lanes, span, f, lanes, first);
-            PrefetchL2(in + off + i0 * f * lanes, lane_ahead, 0, span * lanes);
+            PrefetchL2(in + off + i0 * f * lanes, ahead, 0, span * lanes);
             first = false;
           });
           T* o = out + rows.out_offset() + i0 * os;
@@ -249,13 +252,20 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           const int64_t m = (span + f - 1) / f;
           int64_t done = 0;  // outputs already finished in registers
 #if defined(MIPMAKER_HAVE_AVX2)
+          // Blocks two (pair_rows.h) or four (quad_rows.h, u8 means) wide
+          // finish in registers.
           using Pairs = RegisterPairs<T, R, kSparse>;
-          if constexpr (Pairs::kOk) {
-            if (f == 2 && os == 1 && rows.rows() <= Pairs::kMaxRows) {
-              const T* starts[Pairs::kMaxRows];
-              int nr = 0;
-              rows.ForEach([&](int64_t off) { starts[nr++] = in + off + i0 * f; });
-              done = Pairs::Run(starts, nr, o, span / f, rounding, PairKeep<R>{nullptr, nullptr, false, ahead});
+          using Quads = QuadMeanAvx2<T, R, kSparse>;
+          static_assert(Pairs::kMaxRows == 8 && Quads::kMaxRows == 8);
+          if ((Pairs::kOk || Quads::kOk) && (f == 2 || f == 4) && os == 1 && rows.rows() <= 8) {
+            const T* starts[8];
+            int nr = 0;
+            rows.ForEach([&](int64_t off) { starts[nr++] = in + off + i0 * f; });
+            if constexpr (Pairs::kOk) {
+              if (f == 2) done = Pairs::Run(starts, nr, o, span / f, rounding, PairKeep<R>{nullptr, nullptr, false, ahead});
+            }
+            if constexpr (Quads::kOk) {
+              if (f == 4) done = Quads::Run(starts, nr, o, span / f, rounding, ahead);
             }
           }
 #endif
@@ -298,7 +308,7 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           } else {
             FoldRow<T, R, kSparse, false>(a, c, row, fold_span, fold_stride);
           }
-          if (lanes > 1) PrefetchL2(row, lane_ahead, 0, fold_span);
+          if (lanes > 1) PrefetchL2(row, ahead, 0, fold_span);
         });
       }
       T* o = out + rows.out_offset() + i0 * os;

@@ -172,7 +172,9 @@ struct PairMeanAvx2 {
   static __m256i Srl(__m256i a, __m128i s) {
     return std::is_same_v<T, uint8_t> ? _mm256_srl_epi16(a, s) : _mm256_srl_epi32(a, s);
   }
-  // MeanReducer::ShiftRound on unsigned lanes: truncate, or add half - 1 + (q & 1).
+ public:
+  // MeanReducer::ShiftRound on unsigned lanes (u16 for u8, else u32; also
+  // QuadMeanAvx2's): truncate, or add half - 1 + (q & 1).
   template <bool kTruncate>
   static __m256i Round(__m256i sum, __m128i s, __m256i half_m1, __m256i one) {
     if constexpr (kTruncate) {
@@ -182,6 +184,8 @@ struct PairMeanAvx2 {
       return Srl(Add(Add(sum, half_m1), odd), s);
     }
   }
+
+ private:
 
   // Stores (kKeep 1) or adds (kKeep 2) two vectors of sums at `p`, in
   // output order (lo: the first half of the step).

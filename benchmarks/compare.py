@@ -8,8 +8,9 @@ warm-up; the best such median over --rounds passes over all cases) for
 mipmaker with threads=1 and with all usable cores, and for tinybrain
 (single-threaded); the ratio mipmaker/tinybrain; the fraction of the
 memory-bandwidth bound (read the input once at R, write the outputs once at
-W, both measured at the start of each round, the best kept); and the peak resident memory of one call,
-measured in a child process and reported relative to the input's size.
+W, both measured at the start of each round, the best kept); and the peak
+resident memory of one call, measured in a child process and reported
+relative to the input's size.
 tinybrain is optional: without it only mipmaker's columns are printed.
 """
 
@@ -353,7 +354,8 @@ def report(rows, args, bw, elapsed):
         "",
         f"- Machine: {util.cpu_model()}, {NTHREADS} usable cores, Python {sys.version.split()[0]}.",
         f"- Versions: {versions}.",
-        f"- Bandwidth (measured at the start of each round; the best of the rounds): read R = {gb(bw['R1'])} (best NumPy reduction, 1 thread), "
+        f"- Bandwidth (measured at the start of each round; the best of the rounds): "
+        f"read R = {gb(bw['R1'])} (best NumPy reduction, 1 thread), "
         f"{gb(bw['RN'])} ({NTHREADS} threads); fresh-allocation write W = {gb(bw['W1'])} (1 thread), "
         f"{gb(bw['WN'])} ({NTHREADS} threads).",
         f"- Random inputs: {size} (cropped to multiples of factor^mips), values as tinybrain's perf.py: "
@@ -361,7 +363,8 @@ def report(rows, args, bw, elapsed):
         f"- Labels: {getattr(util, 'LABELS_DESC', 'not used')}.",
         "",
         f"Columns: megavoxels of input per second, median of {args.runs} timed calls after a warm-up call "
-        f"({runs_rule}), {rounds}in one process on the same arrays; mipmaker with `threads=1` and `threads={NTHREADS}`, tinybrain (single-threaded). "
+        f"({runs_rule}), {rounds}in one process on the same arrays; "
+        f"mipmaker with `threads=1` and `threads={NTHREADS}`, tinybrain (single-threaded). "
         "Ratio = mipmaker / tinybrain. Bound = MVx/s if the input is read once at R and every returned level is "
         "written once at W (bytes read per input voxel / R + bytes written per input voxel / W); "
         f"% bound {NTHREADS}T uses the {NTHREADS}-thread R and W. Outputs small enough to be recycled from "

@@ -262,7 +262,9 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
             int nr = 0;
             rows.ForEach([&](int64_t off) { starts[nr++] = in + off + i0 * f; });
             if constexpr (Pairs::kOk) {
-              if (f == 2) done = Pairs::Run(starts, nr, o, span / f, rounding, PairKeep<R>{nullptr, nullptr, false, ahead});
+              if (f == 2) {
+                done = Pairs::Run(starts, nr, o, span / f, rounding, PairKeep<R>{nullptr, nullptr, false, ahead});
+              }
             }
             if constexpr (Quads::kOk) {
               if (f == 4) done = Quads::Run(starts, nr, o, span / f, rounding, ahead);

@@ -186,7 +186,6 @@ struct PairMeanAvx2 {
   }
 
  private:
-
   // Stores (kKeep 1) or adds (kKeep 2) two vectors of sums at `p`, in
   // output order (lo: the first half of the step).
   template <int kKeep, typename A>

@@ -262,6 +262,35 @@ def test_downsample_quad_means_in_registers(factors, length, layout):
         np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
 
 
+@pytest.mark.parametrize("factors", [(2, 2, 1), (2, 2, 2), (2, 4, 2), (4, 4, 1), (4, 2, 2)],
+                         ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("dtype_id, width", [("u8", 2 * 1030 + 1), ("u8", 4 * 130), ("u16", 2 * 300), ("i32", 2 * 200)],
+                         ids=lambda v: str(v))
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_downsample_rows_read_in_turn(factors, dtype_id, width, layout):
+    # Block rows less than 4 KiB apart are read one after another through
+    # partial results in L1 (pair_rows.h InTurn), for means (dense, sparse,
+    # both roundings), min and max; rows from 400 to 2061 elements wide make
+    # 4 to 32 steps, and 2061 crosses AccumulateKernel's chunk.
+    rng = np.random.default_rng([sum(factors), width, len(layout)])
+    dtype = DTYPES[dtype_id]
+    info = np.iinfo(dtype)
+    image = rng.integers(info.min, info.max, (width, 2 * factors[1] + 1, 3 * factors[2]), dtype=dtype, endpoint=True)
+    image[:, : factors[1], 0] = info.max  # the largest sums
+    methods = ["min", "max"] + (["mean"] if dtype_id != "i32" else [])
+    for method in methods:
+        sparse_cases = ((False, image), (True, sparse_holes(image, factors))) if dtype_id == "u8" and method == "mean" \
+            else ((False, image),)
+        for sparse, data in sparse_cases:
+            view = pair_layout(data, layout)
+            actual = checked_downsample(view, factors, method=method, sparse=sparse)
+            np.testing.assert_array_equal(actual, ref_downsample(data, factors, method, sparse=sparse))
+            if method == "mean":
+                truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
+                expected = ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc")
+                np.testing.assert_array_equal(truncated, expected)
+
+
 def sparse_holes(image, seed):
     """`image` with zeros in runs of 4 along axis 0, so that some blocks are empty."""
     rng = np.random.default_rng(seed)

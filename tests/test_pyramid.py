@@ -190,6 +190,28 @@ def test_pyramid_level_one_pairs_in_registers(factors, num_levels, shape, method
                 np.testing.assert_array_equal(level, expected)
 
 
+@pytest.mark.parametrize("factors", [(2, 2, 1), (2, 2, 2), (2, 4, 2)], ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("method, dtype_id", [("mean", "u8"), ("mean", "u16"), ("min", "u8"), ("max", "i32")],
+                         ids="-".join)
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_pyramid_level_one_rows_read_in_turn(factors, method, dtype_id, layout):
+    # Level 1's block rows less than 4 KiB apart are read one after another
+    # (pair_rows.h InTurn) and still hand level 2 its sums, counts or
+    # extrema; u8 rows of 2101 voxels make two pieces of 1024 outputs.
+    width = {"u8": 2 * 1050 + 1, "u16": 2 * 300, "i32": 2 * 200}[dtype_id]
+    rng = np.random.default_rng([sum(factors), width, len(layout), len(method)])
+    info = np.iinfo(DTYPES[dtype_id])
+    image = rng.integers(info.min, info.max, (width, 4 * factors[1] + 1, 4 * factors[2]), dtype=DTYPES[dtype_id],
+                         endpoint=True)
+    image[:, : factors[1], 0] = info.max  # the largest sums
+    cases = [(False, image)] + ([(True, sparse_holes(image, 3))] if method == "mean" and dtype_id == "u8" else [])
+    for sparse, data in cases:
+        levels = checked_pyramid(pair_layout(data, layout), factors, 2, method=method, sparse=sparse)
+        for k, level in enumerate(levels, start=1):
+            expected = ref_downsample(data, [f**k for f in factors], method, sparse=sparse)
+            np.testing.assert_array_equal(level, expected)
+
+
 @pytest.mark.parametrize("factors, num_levels", [((2, 2, 1), 2), ((2, 2, 1), 3), ((1, 2, 1), 2), ((2, 2, 2), 2)],
                          ids=["2x2x1-L2", "2x2x1-L3", "1x2x1-L2", "2x2x2-L2"])
 @pytest.mark.parametrize("lanes", [32, 64])

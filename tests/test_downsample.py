@@ -269,9 +269,10 @@ def test_downsample_quad_means_in_registers(factors, length, layout):
 @pytest.mark.parametrize("layout", ["F", "Fpad"])
 def test_downsample_rows_read_in_turn(factors, dtype_id, width, layout):
     # Block rows less than 4 KiB apart are read one after another through
-    # partial results in L1 (pair_rows.h InTurn), for means (dense, sparse,
-    # both roundings), min and max; rows from 400 to 2061 elements wide make
-    # 4 to 32 steps, and 2061 crosses AccumulateKernel's chunk.
+    # partial results in L1 (pair_rows.h InTurn) for dense means (both
+    # roundings), min and max two voxels wide; sparse means and blocks four
+    # wide read them together. Rows 400 to 2061 elements wide make 4 to 32
+    # steps, and 2061 crosses AccumulateKernel's chunk.
     rng = np.random.default_rng([sum(factors), width, len(layout)])
     dtype = DTYPES[dtype_id]
     info = np.iinfo(dtype)

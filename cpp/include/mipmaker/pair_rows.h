@@ -78,6 +78,12 @@ inline void PrefetchRows(const T* const* rows, int nrows, int64_t ahead) {
 // ms (2 rows), 29.0 -> 24.5 ms (4 rows); 1024 apart 32.1 -> 23.6 ms; 4096
 // apart 26.6 -> 25.3 ms; but 8192 apart 22.1 -> 23.8 ms, so rows a page or
 // more apart stay together. Pieces shorter than 4 steps gain nothing.
+// In the library the gain is smaller, since reading together already
+// prefetches the next work item (u8 F 2048x2048x64 from Python, 1 thread,
+// best of 9, five alternating runs: 2x2x1 mean 8.6-9.4 -> 9.0-10.1 GVx/s,
+// min 8.3-9.1 -> 8.4-9.9), and where a step keeps more than two vectors
+// (sparse means; QuadMeanAvx2's four) it lost, so only dense pairs and
+// extrema read in turn.
 template <typename T>
 inline bool ReadRowsInTurn(const T* const* rows, int nrows, int64_t steps) {
   if (nrows < 2 || steps < 4) return false;
@@ -341,16 +347,9 @@ struct PairMeanAvx2 {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                           _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
     };
-    if (ReadRowsInTurn(rows, nrows, n / 32)) {
-      InTurn<4, 32>(
-          nrows, n,
-          [&](int r, int64_t i, __m256i* v) {
-            row(r, i, v);
-            if (keep.ahead != 0) PrefetchRows(rows + r, 1, 2 * i + keep.ahead);
-          },
-          finish);
-      return;
-    }
+    // Read in turn (InTurn), the four vectors of partial results per step
+    // cost more than they saved (u8 F 2x2x1 x2 sparse: 7.1-7.5 -> 6.4-6.5
+    // GVx/s), so sparse rows are always read together.
     for (int64_t i = 0; i < n; i += 32) {
       __m256i v[4];  // set by row 0 (nrows >= 1)
       for (int r = 0; r < nrows; ++r) row(r, i, v);

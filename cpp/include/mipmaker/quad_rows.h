@@ -65,7 +65,18 @@ struct QuadMeanAvx2 {
     // hadd and packus work within 128-bit halves, which leaves the 4-output
     // groups as 0, 2, 4, 6 | 1, 3, 5, 7 (see below); this puts them back.
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    auto finish = [&](int64_t i, const __m256i* p) {
+    for (int64_t i = 0; i < n; i += kStep) {
+      __m256i p[4];
+      for (int j = 0; j < 4; ++j) p[j] = _mm256_maddubs_epi16(Load(rows[0] + 4 * i + 32 * j), ones);
+      for (int r = 1; r < nrows; ++r) {
+        for (int j = 0; j < 4; ++j) {
+          p[j] = _mm256_add_epi16(p[j], _mm256_maddubs_epi16(Load(rows[r] + 4 * i + 32 * j), ones));
+        }
+      }
+      if (ahead != 0) {  // each step reads 128 bytes of every row
+        PrefetchRows(rows, nrows, 4 * i + ahead);
+        PrefetchRows(rows, nrows, 4 * i + 64 + ahead);
+      }
       // p[j] holds the pair sums of voxels [32j, 32j + 32): quad sums of
       // outputs 8j .. 8j+3 in its low half, 8j+4 .. 8j+7 in its high half.
       // hadd(p0, p1) = quads 0-3, 8-11 | 4-7, 12-15, as u16.
@@ -77,37 +88,6 @@ struct QuadMeanAvx2 {
       // 0, 2, 4, 6 | 1, 3, 5, 7.
       const __m256i packed = _mm256_packus_epi16(q0, q1);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permutevar8x32_epi32(packed, order));
-    };
-    // Each step reads 128 bytes of every row: two prefetches per row.
-    if (ReadRowsInTurn(rows, nrows, n / kStep)) {  // see pair_rows.h
-      InTurn<4, kStep>(
-          nrows, n,
-          [&](int r, int64_t i, __m256i* p) {
-            for (int j = 0; j < 4; ++j) {
-              const __m256i x = _mm256_maddubs_epi16(Load(rows[r] + 4 * i + 32 * j), ones);
-              p[j] = r == 0 ? x : _mm256_add_epi16(p[j], x);
-            }
-            if (ahead != 0) {
-              PrefetchRows(rows + r, 1, 4 * i + ahead);
-              PrefetchRows(rows + r, 1, 4 * i + 64 + ahead);
-            }
-          },
-          finish);
-      return;
-    }
-    for (int64_t i = 0; i < n; i += kStep) {
-      __m256i p[4];
-      for (int j = 0; j < 4; ++j) p[j] = _mm256_maddubs_epi16(Load(rows[0] + 4 * i + 32 * j), ones);
-      for (int r = 1; r < nrows; ++r) {
-        for (int j = 0; j < 4; ++j) {
-          p[j] = _mm256_add_epi16(p[j], _mm256_maddubs_epi16(Load(rows[r] + 4 * i + 32 * j), ones));
-        }
-      }
-      if (ahead != 0) {
-        PrefetchRows(rows, nrows, 4 * i + ahead);
-        PrefetchRows(rows, nrows, 4 * i + 64 + ahead);
-      }
-      finish(i, p);
     }
   }
 };

@@ -80,10 +80,11 @@ inline void PrefetchRows(const T* const* rows, int nrows, int64_t ahead) {
 // more apart stay together. Pieces shorter than 4 steps gain nothing.
 // In the library the gain is smaller, since reading together already
 // prefetches the next work item (u8 F 2048x2048x64 from Python, 1 thread,
-// best of 9, five alternating runs: 2x2x1 mean 8.6-9.4 -> 9.0-10.1 GVx/s,
-// min 8.3-9.1 -> 8.4-9.9), and where a step keeps more than two vectors
-// (sparse means; QuadMeanAvx2's four) it lost, so only dense pairs and
-// extrema read in turn.
+// best of 9, four alternating runs: 2x2x1 mean 7.9-9.3 -> 9.9-10.4 GVx/s,
+// 2x2x2 10.4-12.1 -> 10.5-13.7, min 8.1-9.5 -> 9.0-10.0), and where a step
+// keeps more than two vectors (sparse means; QuadMeanAvx2's four: 4x4x1
+// 13.1-14.5 -> 12.4-12.9) it lost, so only dense pairs and extrema read in
+// turn.
 template <typename T>
 inline bool ReadRowsInTurn(const T* const* rows, int nrows, int64_t steps) {
   if (nrows < 2 || steps < 4) return false;
@@ -327,34 +328,29 @@ struct PairMeanAvx2 {
   // block gives 0.
   template <bool kTruncate, int kKeep>
   static void SparseU8(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
+    // Read in turn (InTurn), the four vectors of partial results per step
+    // cost more than they saved (u8 F 2x2x1 x2 sparse: 6.8-7.5 -> 5.4-6.5
+    // GVx/s), so sparse rows are always read together.
     const __m256i ones = _mm256_set1_epi8(1);
-    // v: sums of the step's two halves, then their nonzero counts.
-    auto row = [&](int r, int64_t i, __m256i* v) {
-      for (int h = 0; h < 2; ++h) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 2 * i + 32 * h));
-        const __m256i s = _mm256_maddubs_epi16(x, ones);
-        const __m256i c = _mm256_maddubs_epi16(_mm256_min_epu8(x, ones), ones);
-        v[h] = r == 0 ? s : _mm256_add_epi16(v[h], s);
-        v[2 + h] = r == 0 ? c : _mm256_add_epi16(v[2 + h], c);
+    for (int64_t i = 0; i < n; i += 32) {
+      __m256i sum[2] = {}, cnt[2] = {};  // set by row 0 (nrows >= 1)
+      for (int r = 0; r < nrows; ++r) {
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 2 * i + 32 * h));
+          const __m256i s = _mm256_maddubs_epi16(v, ones);
+          const __m256i c = _mm256_maddubs_epi16(_mm256_min_epu8(v, ones), ones);
+          sum[h] = r == 0 ? s : _mm256_add_epi16(sum[h], s);
+          cnt[h] = r == 0 ? c : _mm256_add_epi16(cnt[h], c);
+        }
       }
-    };
-    auto finish = [&](int64_t i, const __m256i* v) {
+      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
       if constexpr (kKeep != 0) {
-        KeepSums<kKeep>(keep.acc + i, v[0], v[1]);
-        KeepSums<kKeep>(keep.count + i, v[2], v[3]);
+        KeepSums<kKeep>(keep.acc + i, sum[0], sum[1]);
+        KeepSums<kKeep>(keep.count + i, cnt[0], cnt[1]);
       }
-      const __m256i q0 = SparseMeans<kTruncate>(v[0], v[2]), q1 = SparseMeans<kTruncate>(v[1], v[3]);
+      const __m256i q0 = SparseMeans<kTruncate>(sum[0], cnt[0]), q1 = SparseMeans<kTruncate>(sum[1], cnt[1]);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                           _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
-    };
-    // Read in turn (InTurn), the four vectors of partial results per step
-    // cost more than they saved (u8 F 2x2x1 x2 sparse: 7.1-7.5 -> 6.4-6.5
-    // GVx/s), so sparse rows are always read together.
-    for (int64_t i = 0; i < n; i += 32) {
-      __m256i v[4];  // set by row 0 (nrows >= 1)
-      for (int r = 0; r < nrows; ++r) row(r, i, v);
-      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
-      finish(i, v);
     }
   }
   // Sparse means of 16 u16 sums and counts (count <= 8; 0 for an empty block).

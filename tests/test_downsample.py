@@ -262,6 +262,28 @@ def test_downsample_quad_means_in_registers(factors, length, layout):
         np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
 
 
+@pytest.mark.parametrize("factors", [(3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 3, 3), (3, 4, 2), (3, 5, 2)],
+                         ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("length", [3 * 70 + 2, 3 * 700], ids=["short", "chunked"])
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_downsample_triple_means_in_registers(factors, length, layout):
+    # u8 means three voxels wide along memory are finished in registers
+    # (triple_rows.h) for 1-9 block rows, every count 3..27 divided by a
+    # multiply-high (3x5x2: 10 rows, takes the accumulating path); 70
+    # outputs make two 32-output steps and a tail, 700 cross
+    # AccumulateKernel's 682-output chunks.
+    rng = np.random.default_rng([sum(factors), length, len(layout), 3])
+    image = rng.integers(0, 256, (length, 3 * factors[1] + 1, 2 * factors[2] + 1), dtype=np.uint8)
+    image[:, : factors[1], :] = 255  # the largest sums
+    image[:, factors[1] : 2 * factors[1], : factors[2]] = rng.integers(0, 2, (length, factors[1], factors[2])) * 255
+    for sparse, data in ((False, image), (True, sparse_holes(image, factors))):
+        view = pair_layout(data, layout)
+        actual = checked_downsample(view, factors, method="mean", sparse=sparse)
+        np.testing.assert_array_equal(actual, ref_downsample(data, factors, "mean", sparse=sparse))
+        truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
+        np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
+
+
 @pytest.mark.parametrize("factors", [(2, 2, 1), (2, 2, 2), (2, 4, 2), (4, 4, 1), (4, 2, 2)],
                          ids=lambda f: "x".join(map(str, f)))
 @pytest.mark.parametrize("dtype_id, width", [("u8", 2 * 1030 + 1), ("u8", 4 * 130), ("u16", 2 * 300), ("i32", 2 * 200)],

@@ -18,6 +18,7 @@
 #include "mipmaker/method.h"
 #include "mipmaker/pair_rows.h"
 #include "mipmaker/quad_rows.h"
+#include "mipmaker/triple_rows.h"
 #include "mipmaker/reducers.h"
 #include "mipmaker/small_median.h"
 #include "mipmaker/small_mode.h"
@@ -252,19 +253,23 @@ void AccumulateKernel(const T* in, T* out, const Geometry& g, WorkRange w, Round
           const int64_t m = (span + f - 1) / f;
           int64_t done = 0;  // outputs already finished in registers
 #if defined(MIPMAKER_HAVE_AVX2)
-          // Blocks two (pair_rows.h) or four (quad_rows.h, u8 means) wide
-          // finish in registers.
+          // Blocks two (pair_rows.h), three (triple_rows.h, u8 means) or
+          // four (quad_rows.h, u8 means) wide finish in registers.
           using Pairs = RegisterPairs<T, R, kSparse>;
+          using Triples = TripleMeanAvx2<T, R, kSparse>;
           using Quads = QuadMeanAvx2<T, R, kSparse>;
-          static_assert(Pairs::kMaxRows == 8 && Quads::kMaxRows == 8);
-          if ((Pairs::kOk || Quads::kOk) && (f == 2 || f == 4) && os == 1 && rows.rows() <= 8) {
-            const T* starts[8];
+          static_assert(Pairs::kMaxRows == 8 && Triples::kMaxRows == 9 && Quads::kMaxRows == 8);
+          if ((Pairs::kOk || Triples::kOk || Quads::kOk) && os == 1 && rows.rows() <= (f == 3 ? 9 : 8)) {
+            const T* starts[9];
             int nr = 0;
             rows.ForEach([&](int64_t off) { starts[nr++] = in + off + i0 * f; });
             if constexpr (Pairs::kOk) {
               if (f == 2) {
                 done = Pairs::Run(starts, nr, o, span / f, rounding, PairKeep<R>{nullptr, nullptr, false, ahead});
               }
+            }
+            if constexpr (Triples::kOk) {
+              if (f == 3) done = Triples::Run(starts, nr, o, span / f, rounding, ahead);
             }
             if constexpr (Quads::kOk) {
               if (f == 4) done = Quads::Run(starts, nr, o, span / f, rounding, ahead);

@@ -195,7 +195,9 @@ void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<
   const PyramidFn fn = table.pyramid[method][dt][sparse ? 1 : 0][tier];
   if (fn == nullptr) throw nb::type_error("no fused pyramid for this method and dtype");
   const int last = g.rank - 1;
-  const int64_t chunk = std::max<int64_t>(1, 2048 / (top.block[last] * g.lanes));
+  // As AccumulateKernel's chunks: a row a little longer than one is one.
+  int64_t chunk = std::max<int64_t>(1, 2048 / (top.block[last] * g.lanes));
+  if (top.shape[last] <= chunk + chunk / 4) chunk = std::max<int64_t>(1, top.shape[last]);
   int64_t outer = 1;
   for (int d = 0; d < last; ++d) outer *= top.shape[d];
   const int64_t items = histogram ? outer * top.shape[last] : outer * ((top.shape[last] + chunk - 1) / chunk);

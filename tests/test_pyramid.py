@@ -212,6 +212,32 @@ def test_pyramid_level_one_rows_read_in_turn(factors, method, dtype_id, layout):
             np.testing.assert_array_equal(level, expected)
 
 
+@pytest.mark.parametrize("factors, num_levels", [((2, 2, 1), 2), ((2, 2, 1), 3), ((2, 2, 1), 5), ((2, 1, 1), 2),
+                                                 ((2, 2, 2), 2), ((2, 2, 2), 3), ((2, 1, 2), 2)],
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else f"L{v}")
+@pytest.mark.parametrize("width", [4 * 40 + 3, 4 * 300 + 2, 4 * 1030 + 1], ids=["one-step", "in-turn", "far-rows"])
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_pyramid_two_levels_in_registers(factors, num_levels, width, layout):
+    # u8 means two voxels wide: levels 1 and 2 finish together in registers
+    # (two_levels.h) and hand level 3 their sums (u16, or u32 for 5 levels).
+    # 40 level-2 outputs make one step and a tail (16 block rows decline:
+    # too few steps to read in turn); 300 are read in turn; rows 4121 wide
+    # are a page apart, read together (16 block rows decline). The odd
+    # heights leave edge blocks whose counts are not powers of two.
+    rng = np.random.default_rng([sum(factors), num_levels, width, len(layout)])
+    depth = 4 * factors[2] + 1 if factors[2] > 1 else 3
+    image = rng.integers(0, 256, (width, 4 * 3 + 1, depth), dtype=np.uint8)
+    image[:, :4, 0] = 255  # the largest sums
+    view = pair_layout(image, layout)
+    levels = checked_pyramid(view, factors, num_levels, method="mean")
+    compat = mipmaker.downsample_with_averaging(view, factors, num_mips=num_levels)
+    for k, (level, truncated) in enumerate(zip(levels, compat), start=1):
+        block = [f**k for f in factors]
+        np.testing.assert_array_equal(level, ref_downsample(image, block, "mean"), err_msg=f"level {k}")
+        np.testing.assert_array_equal(truncated, ref_downsample(image, block, "mean", rounding="trunc"),
+                                      err_msg=f"level {k} (truncated)")
+
+
 @pytest.mark.parametrize("factors, num_levels", [((2, 2, 1), 2), ((2, 2, 1), 3), ((1, 2, 1), 2), ((2, 2, 2), 2)],
                          ids=["2x2x1-L2", "2x2x1-L3", "1x2x1-L2", "2x2x2-L2"])
 @pytest.mark.parametrize("lanes", [32, 64])

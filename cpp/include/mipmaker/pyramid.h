@@ -21,6 +21,7 @@
 
 #include "mipmaker/downsample.h"
 #include "mipmaker/element.h"
+#include "mipmaker/two_levels.h"
 #include "mipmaker/types.h"
 
 namespace mipmaker {
@@ -74,6 +75,23 @@ class PyramidWorker {
       pair_ahead_ = chunk >= lv_[k_].shape[last] ? lv_[k_].block[last - 1] * g.in_strides[last - 1]
                                                  : chunk * lv_[k_].block[last] * g.in_strides[last];
     }
+#if defined(MIPMAKER_HAVE_AVX2)
+    // Whether levels 1 and 2 may finish together in registers: rows and
+    // outputs contiguous, interior level-2 blocks of few enough rows (more
+    // than TwoLevelMeanAvx2::kMaxTogether only where they are read in turn,
+    // as ReadRowsInTurn decides for rows less than 4 KiB apart). Decided
+    // once here, so that rows it would decline cost nothing per work item.
+    if constexpr (TwoLevelMeanAvx2<T, R, kSparse>::kOk) {
+      using Two = TwoLevelMeanAvx2<T, R, kSparse>;
+      int64_t rows = 1;
+      for (int d = 0; d < last; ++d) rows *= g.factors[d] * g.factors[d];
+      const int64_t pitch = last >= 1 ? g.in_strides[last - 1] * int64_t{sizeof(T)} : 0;
+      const bool close = last >= 1 && g.factors[last - 1] > 1 && pitch > -4096 && pitch < 4096;
+      two_levels_ = k_ >= 2 && g.lanes == 1 && g.factors[last] == 2 && g.in_strides[last] == 1 &&
+                    lv_[1].strides[last] == 1 && lv_[2].strides[last] == 1 &&
+                    (rows <= Two::kMaxTogether || (rows <= Two::kMaxTotalRows && close));
+    }
+#endif
   }
 
   // Produces the block of level-k output row `outer` (linear outer index)
@@ -101,8 +119,8 @@ class PyramidWorker {
   // Writes level j's output for row `o` over inner range [a, b) and hands
   // its accumulators to `keep`.
   void Produce(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, Keep keep) {
-    if (j == 1) {  // whole pairs may finish in registers
-      const int64_t n = RegisterPairsRow(o, a, b, keep);
+    if (j == 1 || j == 2) {  // whole pairs (and pairs of pairs) may finish in registers
+      const int64_t n = j == 1 ? RegisterPairsRow(o, a, b, keep) : RegisterTwoLevelsRow(o, a, b, keep);
       if (n == b - a) return;
       a += n;
       if (keep.acc != nullptr) keep.acc += n * g_.lanes;
@@ -204,6 +222,63 @@ class PyramidWorker {
     return 0;
   }
 
+  // Outputs [a, a + n) of level 2's row `o` and the level-1 outputs under
+  // them through two_levels.h (u8 means of blocks two voxels wide along
+  // contiguous rows), with the level-2 sums handed to `keep`; returns n
+  // (maybe 0).
+  int64_t RegisterTwoLevelsRow(const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, const Keep& keep) {
+#if defined(MIPMAKER_HAVE_AVX2)
+    using Two = TwoLevelMeanAvx2<T, R, kSparse>;
+    if constexpr (Two::kOk) {
+      const int last = g_.rank - 1;
+      const LevelGeometry &L1 = lv_[1], &L2 = lv_[2];
+      if (!two_levels_) return 0;
+      const int64_t whole = std::min(b, g_.in_shape[last] / 4) - a;  // outputs of four voxels per row
+      if (whole < Two::kStep) return 0;
+      TwoLevelRows<T> rows;
+      // Level-1 children of `o`, and the input rows of each: odometers over
+      // the outer axes.
+      std::array<int64_t, kMaxRank> lo{}, hi{}, c{};
+      for (int d = 0; d < last; ++d) {
+        lo[d] = c[d] = o[d] * g_.factors[d];
+        hi[d] = std::min(lo[d] + g_.factors[d], L1.shape[d]);
+      }
+      for (;;) {
+        if (rows.children == TwoLevelRows<T>::kMaxChildren) return 0;
+        TwoLevelRows<T>& r = rows;
+        const int k = r.children++;
+        int64_t out_off = 2 * a;
+        std::array<int64_t, kMaxRank> ilo{}, ihi{}, ic{};
+        for (int d = 0; d < last; ++d) {
+          out_off += c[d] * L1.strides[d];
+          ilo[d] = ic[d] = c[d] * g_.factors[d];
+          ihi[d] = std::min(ilo[d] + g_.factors[d], g_.in_shape[d]);
+        }
+        r.out[k] = static_cast<T*>(L1.data) + out_off;
+        r.nrows[k] = 0;
+        for (;;) {
+          if (r.nrows[k] == TwoLevelRows<T>::kMaxRows) return 0;
+          int64_t off = 4 * a;
+          for (int d = 0; d < last; ++d) off += ic[d] * g_.in_strides[d];
+          r.rows[k][r.nrows[k]++] = in_ + off;
+          int d = last - 1;
+          for (; d >= 0 && ++ic[d] == ihi[d]; --d) ic[d] = ilo[d];
+          if (d < 0) break;
+        }
+        int d = last - 1;
+        for (; d >= 0 && ++c[d] == hi[d]; --d) c[d] = lo[d];
+        if (d < 0) break;
+      }
+      int64_t out_off = a;
+      for (int d = 0; d < last; ++d) out_off += o[d] * L2.strides[d];
+      const PairKeep<R> to{keep.acc, nullptr, keep.add, pair_ahead_};
+      return Two::Run(rows, static_cast<T*>(L2.data) + out_off, whole, rounding_, to);
+    }
+#endif
+    (void)o, (void)a, (void)b, (void)keep;
+    return 0;
+  }
+
   // Combines groups of f level-(j-1) accumulators into level j, hands the
   // unfinished accumulators to `keep` for level j + 1, and writes level j.
   void Horizontal(int j, const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, int64_t span,
@@ -234,6 +309,7 @@ class PyramidWorker {
   // (0: no prefetch).
   int64_t prefetch_ = 0;
   int64_t pair_ahead_ = 0;  // the same for the register path
+  bool two_levels_ = false;  // see RegisterTwoLevelsRow
   const LevelGeometry* lv_;
   int k_;
   Rounding rounding_;

@@ -242,59 +242,62 @@ def test_downsample_pair_extrema_in_registers(factors, dtype_id, layout, method)
     np.testing.assert_array_equal(compat, expected)
 
 
+def assert_register_means(image, factors, layout):
+    """Dense and sparse means of `image` laid out as `layout` against the reference, both roundings."""
+    for sparse, data in ((False, image), (True, sparse_holes(image, factors))):
+        view = pair_layout(data, layout)
+        actual = checked_downsample(view, factors, method="mean", sparse=sparse)
+        np.testing.assert_array_equal(actual, ref_downsample(data, factors, "mean", sparse=sparse))
+        truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
+        np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
+
+
 @pytest.mark.parametrize("factors", [(4, 1, 1), (4, 2, 1), (4, 4, 1), (4, 4, 2), (4, 2, 4), (4, 3, 1), (4, 4, 3)],
                          ids=lambda f: "x".join(map(str, f)))
-@pytest.mark.parametrize("length", [4 * 70 + 3, 4 * 600], ids=["short", "chunked"])
+@pytest.mark.parametrize("length", [4 * 70 + 3, 4 * 600, 4 * 700], ids=["short", "one-chunk", "chunked"])
 @pytest.mark.parametrize("layout", ["F", "Fpad"])
 def test_downsample_quad_means_in_registers(factors, length, layout):
     # u8 means four voxels wide along memory are finished in registers
     # (quad_rows.h) for 1-8 block rows of a power-of-two block (4x3x1 and
     # 4x4x3 take the accumulating path); 70 outputs make two 32-output steps
-    # and a tail, 600 cross AccumulateKernel's 512-output chunks.
+    # and a tail; AccumulateKernel's chunks are 512 outputs, but 600 make one
+    # (a row a little longer than a chunk), 700 two.
     rng = np.random.default_rng([sum(factors), length, len(layout)])
     image = rng.integers(0, 256, (length, 3 * factors[1] + 1, 2 * factors[2] + 1), dtype=np.uint8)
     image[:, : factors[1], :] = 255  # the largest sums
-    for sparse, data in ((False, image), (True, sparse_holes(image, factors))):
-        view = pair_layout(data, layout)
-        actual = checked_downsample(view, factors, method="mean", sparse=sparse)
-        np.testing.assert_array_equal(actual, ref_downsample(data, factors, "mean", sparse=sparse))
-        truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
-        np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
+    assert_register_means(image, factors, layout)
 
 
 @pytest.mark.parametrize("factors", [(3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 3, 3), (3, 4, 2), (3, 5, 2)],
                          ids=lambda f: "x".join(map(str, f)))
-@pytest.mark.parametrize("length", [3 * 70 + 2, 3 * 700], ids=["short", "chunked"])
+@pytest.mark.parametrize("length", [3 * 70 + 2, 3 * 700, 3 * 900], ids=["short", "one-chunk", "chunked"])
 @pytest.mark.parametrize("layout", ["F", "Fpad"])
 def test_downsample_triple_means_in_registers(factors, length, layout):
     # u8 means three voxels wide along memory are finished in registers
     # (triple_rows.h) for 1-9 block rows, every count 3..27 divided by a
     # multiply-high (3x5x2: 10 rows, takes the accumulating path); 70
-    # outputs make two 32-output steps and a tail, 700 cross
-    # AccumulateKernel's 682-output chunks.
+    # outputs make two 32-output steps and a tail; AccumulateKernel's chunks
+    # are 682 outputs, but 700 make one, 900 two.
     rng = np.random.default_rng([sum(factors), length, len(layout), 3])
     image = rng.integers(0, 256, (length, 3 * factors[1] + 1, 2 * factors[2] + 1), dtype=np.uint8)
     image[:, : factors[1], :] = 255  # the largest sums
     image[:, factors[1] : 2 * factors[1], : factors[2]] = rng.integers(0, 2, (length, factors[1], factors[2])) * 255
-    for sparse, data in ((False, image), (True, sparse_holes(image, factors))):
-        view = pair_layout(data, layout)
-        actual = checked_downsample(view, factors, method="mean", sparse=sparse)
-        np.testing.assert_array_equal(actual, ref_downsample(data, factors, "mean", sparse=sparse))
-        truncated = mipmaker.downsample_with_averaging(view, factors, sparse=sparse)[0]
-        np.testing.assert_array_equal(truncated, ref_downsample(data, factors, "mean", sparse=sparse, rounding="trunc"))
+    assert_register_means(image, factors, layout)
 
 
 @pytest.mark.parametrize("factors", [(2, 2, 1), (2, 2, 2), (2, 4, 2), (4, 4, 1), (4, 2, 2)],
                          ids=lambda f: "x".join(map(str, f)))
-@pytest.mark.parametrize("dtype_id, width", [("u8", 2 * 1030 + 1), ("u8", 4 * 130), ("u16", 2 * 300), ("i32", 2 * 200)],
+@pytest.mark.parametrize("dtype_id, width", [("u8", 2 * 1030 + 1), ("u8", 2 * 1400), ("u8", 4 * 130), ("u16", 2 * 300),
+                                             ("i32", 2 * 200)],
                          ids=lambda v: str(v))
 @pytest.mark.parametrize("layout", ["F", "Fpad"])
 def test_downsample_rows_read_in_turn(factors, dtype_id, width, layout):
     # Block rows less than 4 KiB apart are read one after another through
-    # partial results in L1 (pair_rows.h InTurn) for dense means (both
-    # roundings), min and max two voxels wide; sparse means and blocks four
-    # wide read them together. Rows 400 to 2061 elements wide make 4 to 32
-    # steps, and 2061 crosses AccumulateKernel's chunk.
+    # partial results in L1 (pair_rows.h InTurn) for means (dense and u8
+    # sparse, both roundings), min and max two voxels wide; blocks four wide
+    # read them together. Rows 400 to 2800 elements wide make 4 to 43
+    # steps; 2061 is one AccumulateKernel chunk (a row a little longer than
+    # 1024 outputs), 2800 two.
     rng = np.random.default_rng([sum(factors), width, len(layout)])
     dtype = DTYPES[dtype_id]
     info = np.iinfo(dtype)

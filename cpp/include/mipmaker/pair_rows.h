@@ -82,9 +82,11 @@ inline void PrefetchRows(const T* const* rows, int nrows, int64_t ahead) {
 // prefetches the next work item (u8 F 2048x2048x64 from Python, 1 thread,
 // best of 9, four alternating runs: 2x2x1 mean 7.9-9.3 -> 9.9-10.4 GVx/s,
 // 2x2x2 10.4-12.1 -> 10.5-13.7, min 8.1-9.5 -> 9.0-10.0), and where a step
-// keeps more than two vectors (sparse means; QuadMeanAvx2's four: 4x4x1
-// 13.1-14.5 -> 12.4-12.9) it lost, so only dense pairs and extrema read in
-// turn.
+// keeps more than two vectors (QuadMeanAvx2's four: 4x4x1 13.1-14.5 ->
+// 12.4-12.9; sparse means with sums and counts apart) it lost. Sparse u8
+// means now pack each sum and count into one lane and read in turn (u8 F
+// 2048x2048x64 2x2x1 standalone, best of 10: 26.1-32.4 -> 22.8-23.4 ms);
+// blocks four wide still read together.
 template <typename T>
 inline bool ReadRowsInTurn(const T* const* rows, int nrows, int64_t steps) {
   if (nrows < 2 || steps < 4) return false;
@@ -325,32 +327,47 @@ struct PairMeanAvx2 {
   }
   // Sparse u8 means of up to 4 rows: each pair's sum and nonzero count
   // (min(v, 1) is 1 for every nonzero voxel), divided per output; an empty
-  // block gives 0.
+  // block gives 0. Sum and count travel packed in one u16 lane, 16 * sum +
+  // count (at most 16 * 2040 + 8), so that a step keeps two vectors of
+  // partial results, as dense pairs do, and the rows can be read in turn.
   template <bool kTruncate, int kKeep>
   static void SparseU8(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
-    // Read in turn (InTurn), the four vectors of partial results per step
-    // cost more than they saved (u8 F 2x2x1 x2 sparse: 6.8-7.5 -> 5.4-6.5
-    // GVx/s), so sparse rows are always read together.
-    const __m256i ones = _mm256_set1_epi8(1);
-    for (int64_t i = 0; i < n; i += 32) {
-      __m256i sum[2] = {}, cnt[2] = {};  // set by row 0 (nrows >= 1)
-      for (int r = 0; r < nrows; ++r) {
-        for (int h = 0; h < 2; ++h) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 2 * i + 32 * h));
-          const __m256i s = _mm256_maddubs_epi16(v, ones);
-          const __m256i c = _mm256_maddubs_epi16(_mm256_min_epu8(v, ones), ones);
-          sum[h] = r == 0 ? s : _mm256_add_epi16(sum[h], s);
-          cnt[h] = r == 0 ? c : _mm256_add_epi16(cnt[h], c);
-        }
-      }
-      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
+    const __m256i ones = _mm256_set1_epi8(1), sixteen = _mm256_set1_epi8(16), low = _mm256_set1_epi16(15);
+    auto packed = [&](const T* p) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      return _mm256_add_epi16(_mm256_maddubs_epi16(v, sixteen), _mm256_maddubs_epi16(_mm256_min_epu8(v, ones), ones));
+    };
+    auto finish = [&](int64_t i, __m256i p0, __m256i p1) {
+      const __m256i sum0 = _mm256_srli_epi16(p0, 4), sum1 = _mm256_srli_epi16(p1, 4);
+      const __m256i cnt0 = _mm256_and_si256(p0, low), cnt1 = _mm256_and_si256(p1, low);
       if constexpr (kKeep != 0) {
-        KeepSums<kKeep>(keep.acc + i, sum[0], sum[1]);
-        KeepSums<kKeep>(keep.count + i, cnt[0], cnt[1]);
+        KeepSums<kKeep>(keep.acc + i, sum0, sum1);
+        KeepSums<kKeep>(keep.count + i, cnt0, cnt1);
       }
-      const __m256i q0 = SparseMeans<kTruncate>(sum[0], cnt[0]), q1 = SparseMeans<kTruncate>(sum[1], cnt[1]);
+      const __m256i q0 = SparseMeans<kTruncate>(sum0, cnt0), q1 = SparseMeans<kTruncate>(sum1, cnt1);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                           _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
+    };
+    if (ReadRowsInTurn(rows, nrows, n / 32)) {
+      InTurn<2, 32>(
+          nrows, n,
+          [&](int r, int64_t i, __m256i* v) {
+            const __m256i a = packed(rows[r] + 2 * i), b = packed(rows[r] + 2 * i + 32);
+            if (keep.ahead != 0) PrefetchRows(rows + r, 1, 2 * i + keep.ahead);
+            v[0] = r == 0 ? a : _mm256_add_epi16(v[0], a);
+            v[1] = r == 0 ? b : _mm256_add_epi16(v[1], b);
+          },
+          [&](int64_t i, const __m256i* v) { finish(i, v[0], v[1]); });
+      return;
+    }
+    for (int64_t i = 0; i < n; i += 32) {
+      __m256i p0 = packed(rows[0] + 2 * i), p1 = packed(rows[0] + 2 * i + 32);
+      for (int r = 1; r < nrows; ++r) {
+        p0 = _mm256_add_epi16(p0, packed(rows[r] + 2 * i));
+        p1 = _mm256_add_epi16(p1, packed(rows[r] + 2 * i + 32));
+      }
+      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
+      finish(i, p0, p1);
     }
   }
   // Sparse means of 16 u16 sums and counts (count <= 8; 0 for an empty block).
@@ -371,6 +388,13 @@ struct PairMeanAvx2 {
   }
 
   // Lane layout (see RunLanes): the voxels of output i, lanes [z, z + 32).
+  // Sparse sums interleave a row's two lane groups (unpack), which puts
+  // each lane's two voxels side by side: one maddubs adds them and one
+  // more counts the nonzero ones, in the lane order packus restores. That
+  // is half the work of widening each group to u16 and adding, twice (u8 C
+  // 2048x2048x64 2x2x1, standalone, best of 10: 28.1-30.2 -> 19.2-21.0
+  // ms, as fast as dense); dense sums widen, which measured 1-2 ms faster
+  // (21.2-22.0 against 22.9-24.0) than interleaving.
   template <bool kTruncate, int kKeep>
   static void LanesU8(const T* const* rows, int nrows, int64_t lanes, T* out, int64_t m, int shift,
                       const PairKeep<R>& keep) {
@@ -383,32 +407,41 @@ struct PairMeanAvx2 {
         for (int64_t z = 0; z < 2 * lanes; z += 64) PrefetchRows(rows, nrows, at + z + keep.ahead);
       }
       for (int64_t z = 0; z < lanes; z += 32) {
+        // Sums (and counts) of lanes [z, z + 32): dense z + 0-15 in lo,
+        // 16-31 in hi; sparse z + 0-7, 16-23 in lo, 8-15, 24-31 in hi.
         __m256i lo = _mm256_setzero_si256(), hi = lo, clo = lo, chi = lo;
         for (int r = 0; r < nrows; ++r) {
-          for (int64_t g = 0; g < 2 * lanes; g += lanes) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + at + g + z));
-            lo = _mm256_add_epi16(lo, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(v)));
-            hi = _mm256_add_epi16(hi, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(v, 1)));
-            if constexpr (kSparse) {
-              const __m256i c = _mm256_min_epu8(v, ones);
-              clo = _mm256_add_epi16(clo, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(c)));
-              chi = _mm256_add_epi16(chi, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(c, 1)));
+          const T* p = rows[r] + at + z;
+          const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+          const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + lanes));
+          if constexpr (kSparse) {
+            const __m256i xl = _mm256_unpacklo_epi8(a, b), xh = _mm256_unpackhi_epi8(a, b);
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(xl, ones));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(xh, ones));
+            clo = _mm256_add_epi16(clo, _mm256_maddubs_epi16(_mm256_min_epu8(xl, ones), ones));
+            chi = _mm256_add_epi16(chi, _mm256_maddubs_epi16(_mm256_min_epu8(xh, ones), ones));
+          } else {
+            for (const __m256i v : {a, b}) {
+              lo = _mm256_add_epi16(lo, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(v)));
+              hi = _mm256_add_epi16(hi, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(v, 1)));
             }
           }
         }
-        if constexpr (kKeep != 0) {
-          KeepSums<kKeep>(keep.acc + i * lanes + z, lo, hi);
-          if constexpr (kSparse) KeepSums<kKeep>(keep.count + i * lanes + z, clo, chi);
-        }
         if constexpr (kSparse) {
-          lo = SparseMeans<kTruncate>(lo, clo);
-          hi = SparseMeans<kTruncate>(hi, chi);
+          if constexpr (kKeep != 0) {  // in lane order
+            KeepSums<kKeep>(keep.acc + i * lanes + z, _mm256_permute2x128_si256(lo, hi, 0x20),
+                            _mm256_permute2x128_si256(lo, hi, 0x31));
+            KeepSums<kKeep>(keep.count + i * lanes + z, _mm256_permute2x128_si256(clo, chi, 0x20),
+                            _mm256_permute2x128_si256(clo, chi, 0x31));
+          }
+          const __m256i q = _mm256_packus_epi16(SparseMeans<kTruncate>(lo, clo), SparseMeans<kTruncate>(hi, chi));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * lanes + z), q);
         } else {
-          lo = Round<kTruncate>(lo, s, half_m1, one);
-          hi = Round<kTruncate>(hi, s, half_m1, one);
+          if constexpr (kKeep != 0) KeepSums<kKeep>(keep.acc + i * lanes + z, lo, hi);
+          const __m256i q =
+              _mm256_packus_epi16(Round<kTruncate>(lo, s, half_m1, one), Round<kTruncate>(hi, s, half_m1, one));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * lanes + z), _mm256_permute4x64_epi64(q, 0xD8));
         }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * lanes + z),
-                            _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8));
       }
     }
   }

@@ -217,34 +217,67 @@ def test_pyramid_level_one_rows_read_in_turn(factors, method, dtype_id, layout):
                          ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else f"L{v}")
 @pytest.mark.parametrize("width", [4 * 40 + 3, 4 * 300 + 2, 4 * 1030 + 1], ids=["one-step", "in-turn", "far-rows"])
 @pytest.mark.parametrize("layout", ["F", "Fpad"])
-def test_pyramid_two_levels_in_registers(factors, num_levels, width, layout):
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_pyramid_two_levels_in_registers(factors, num_levels, width, layout, sparse):
     # u8 means two voxels wide: levels 1 and 2 finish together in registers
     # (two_levels.h) and hand level 3 their sums (u16, or u32 for 5 levels).
     # 40 level-2 outputs make one step and a tail (16 block rows decline:
     # too few steps to read in turn); 300 are read in turn; rows 4121 wide
     # are a page apart, read together (16 block rows decline). The odd
-    # heights leave edge blocks whose counts are not powers of two.
-    rng = np.random.default_rng([sum(factors), num_levels, width, len(layout)])
+    # heights leave edge blocks whose counts are not powers of two. Sparse
+    # pyramids carry sums and counts (packed, see two_levels.h): empty runs
+    # and scattered zeros give every count.
+    rng = np.random.default_rng([sum(factors), num_levels, width, len(layout), sparse])
     depth = 4 * factors[2] + 1 if factors[2] > 1 else 3
     image = rng.integers(0, 256, (width, 4 * 3 + 1, depth), dtype=np.uint8)
     image[:, :4, 0] = 255  # the largest sums
+    if sparse:
+        image = sparse_holes(image, width)
+        image[rng.random(image.shape) < 0.3] = 0
     view = pair_layout(image, layout)
-    levels = checked_pyramid(view, factors, num_levels, method="mean")
-    compat = mipmaker.downsample_with_averaging(view, factors, num_mips=num_levels)
+    levels = checked_pyramid(view, factors, num_levels, method="mean", sparse=sparse)
+    compat = mipmaker.downsample_with_averaging(view, factors, num_mips=num_levels, sparse=sparse)
     for k, (level, truncated) in enumerate(zip(levels, compat), start=1):
         block = [f**k for f in factors]
-        np.testing.assert_array_equal(level, ref_downsample(image, block, "mean"), err_msg=f"level {k}")
-        np.testing.assert_array_equal(truncated, ref_downsample(image, block, "mean", rounding="trunc"),
+        np.testing.assert_array_equal(level, ref_downsample(image, block, "mean", sparse=sparse), err_msg=f"level {k}")
+        np.testing.assert_array_equal(truncated, ref_downsample(image, block, "mean", sparse=sparse, rounding="trunc"),
                                       err_msg=f"level {k} (truncated)")
 
 
-@pytest.mark.parametrize("factors, num_levels", [((2, 2, 1), 2), ((2, 2, 1), 3), ((1, 2, 1), 2), ((2, 2, 2), 2)],
-                         ids=["2x2x1-L2", "2x2x1-L3", "1x2x1-L2", "2x2x2-L2"])
+@pytest.mark.parametrize("layout", ["F", "Fpad"])
+def test_pyramid_two_levels_sparse_every_count_and_sum(layout):
+    # Every (count, sum) a sparse 4x4 block of u8 can hold: count 0..16 and
+    # sum count..255 * count, one per level-2 block, so level 2's 16-entry
+    # reciprocal table (two_levels.h) is checked exhaustively in both
+    # roundings. The nonzero voxels sit at random places in their block.
+    cases = [(c, s) for c in range(17) for s in range(c, 255 * c + 1)]
+    count, total = np.array(cases).T
+    nx = 1024
+    ny = -(-len(cases) // nx)
+    count = np.resize(count, nx * ny)
+    total = np.resize(total, nx * ny)
+    rank = np.random.default_rng(7).random((nx * ny, 16)).argsort(1).argsort(1)  # a random order in each block
+    base, extra = np.divmod(total, np.maximum(count, 1))
+    value = np.where(rank < count[:, None], base[:, None] + (rank < extra[:, None]), 0).astype(np.uint8)
+    # value[b, 4 * i + j] is voxel (i, j) of block b = bx + nx * by.
+    image = value.reshape(ny, nx, 4, 4).transpose(1, 2, 0, 3).reshape(4 * nx, 4 * ny, 1)
+    view = pair_layout(image, layout)
+    for rounding, levels in (("half_even", checked_pyramid(view, (2, 2, 1), 2, method="mean", sparse=True)),
+                             ("trunc", mipmaker.downsample_with_averaging(view, (2, 2, 1), num_mips=2, sparse=True))):
+        for k, level in enumerate(levels, start=1):
+            expected = ref_downsample(image, [2**k, 2**k, 1], "mean", sparse=True, rounding=rounding)
+            np.testing.assert_array_equal(level, expected, err_msg=f"level {k} ({rounding})")
+
+
+@pytest.mark.parametrize("factors, num_levels", [((2, 2, 1), 2), ((2, 2, 1), 3), ((1, 2, 1), 2), ((2, 2, 2), 2),
+                                                 ((2, 2, 2), 3)],
+                         ids=["2x2x1-L2", "2x2x1-L3", "1x2x1-L2", "2x2x2-L2", "2x2x2-L3"])
 @pytest.mark.parametrize("lanes", [32, 64])
 def test_pyramid_c_order_lane_pairs_in_registers(factors, num_levels, lanes):
     # C-order u8 means with a short last axis: level 1's adjacent lane groups
     # (or short rows) finish in registers and hand their sums and counts to
-    # level 2 lane by lane.
+    # level 2 lane by lane; sparse pyramids of more than one level sum level
+    # 1's rows in registers as well (ShortRowPyramid::RegisterLevelOne).
     rng = np.random.default_rng([lanes, num_levels, sum(factors)])
     image = rng.integers(0, 256, (9, 2 * 40 + 1, lanes), dtype=np.uint8)
     image[:, :5] = 255

@@ -87,12 +87,12 @@ inline void PrefetchRows(const T* const* rows, int nrows, int64_t ahead) {
 // means now pack each sum and count into one lane and read in turn (u8 F
 // 2048x2048x64 2x2x1 standalone, best of 10: 26.1-32.4 -> 22.8-23.4 ms);
 // blocks four wide still read together.
+inline bool RowsCloseEnough(int64_t bytes) { return bytes > -4096 && bytes < 4096; }
 template <typename T>
 inline bool ReadRowsInTurn(const T* const* rows, int nrows, int64_t steps) {
   if (nrows < 2 || steps < 4) return false;
   for (int r = 1; r < nrows; ++r) {
-    const intptr_t d = reinterpret_cast<intptr_t>(rows[r]) - reinterpret_cast<intptr_t>(rows[r - 1]);
-    if (d > -4096 && d < 4096) return true;
+    if (RowsCloseEnough(reinterpret_cast<intptr_t>(rows[r]) - reinterpret_cast<intptr_t>(rows[r - 1]))) return true;
   }
   return false;
 }
@@ -118,6 +118,23 @@ inline void InTurn(int nrows, int64_t n, Row&& row, Finish&& finish) {
       finish(i, v);
     }
   }
+}
+
+// Means sum / count on 16 u16 lanes from their floors q (count 0: sum and
+// q 0), truncated or rounded half to even (sum - q * count < 2^14).
+template <bool kTruncate>
+inline __m256i RoundQuotients(__m256i q, __m256i sum, __m256i cnt) {
+  if constexpr (!kTruncate) {
+    const __m256i one16 = _mm256_set1_epi16(1);
+    const __m256i den = _mm256_max_epu16(cnt, one16);
+    // Half to even: up when 2r > den, or 2r == den and q is odd.
+    const __m256i r2 = _mm256_slli_epi16(_mm256_sub_epi16(sum, _mm256_mullo_epi16(q, den)), 1);
+    const __m256i odd = _mm256_cmpeq_epi16(_mm256_and_si256(q, one16), one16);
+    const __m256i up =
+        _mm256_or_si256(_mm256_cmpgt_epi16(r2, den), _mm256_and_si256(_mm256_cmpeq_epi16(r2, den), odd));
+    q = _mm256_sub_epi16(q, up);  // up is -1 where it applies
+  }
+  return q;
 }
 
 // Means of u8 (u16 sums, dense or sparse), u16 (u32 sums) and f32 (double
@@ -237,7 +254,6 @@ struct PairMeanAvx2 {
     }
   }
 
- private:
   // Stores (kKeep 1) or adds (kKeep 2) two vectors of sums at `p`, in
   // output order (lo: the first half of the step).
   template <int kKeep, typename A>
@@ -269,6 +285,7 @@ struct PairMeanAvx2 {
     _mm256_storeu_si256(q + 1, b);
   }
 
+ private:
   template <bool kTruncate, int kKeep>
   static void Ints(const T* const* rows, int nrows, T* out, int64_t n, int shift, const PairKeep<R>& keep) {
     const __m128i s = _mm_cvtsi32_si128(shift);
@@ -373,18 +390,7 @@ struct PairMeanAvx2 {
   // Sparse means of 16 u16 sums and counts (count <= 8; 0 for an empty block).
   template <bool kTruncate>
   static __m256i SparseMeans(__m256i sum, __m256i cnt) {
-    __m256i q = Quotients(sum, cnt);
-    if constexpr (!kTruncate) {
-      const __m256i one16 = _mm256_set1_epi16(1);
-      const __m256i den = _mm256_max_epu16(cnt, one16);
-      // Half to even: up when 2r > den, or 2r == den and q is odd.
-      const __m256i r2 = _mm256_slli_epi16(_mm256_sub_epi16(sum, _mm256_mullo_epi16(q, den)), 1);
-      const __m256i odd = _mm256_cmpeq_epi16(_mm256_and_si256(q, one16), one16);
-      const __m256i up =
-          _mm256_or_si256(_mm256_cmpgt_epi16(r2, den), _mm256_and_si256(_mm256_cmpeq_epi16(r2, den), odd));
-      q = _mm256_sub_epi16(q, up);  // up is -1 where it applies
-    }
-    return q;
+    return RoundQuotients<kTruncate>(Quotients(sum, cnt), sum, cnt);
   }
 
   // Lane layout (see RunLanes): the voxels of output i, lanes [z, z + 32).

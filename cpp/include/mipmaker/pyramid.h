@@ -86,7 +86,7 @@ class PyramidWorker {
       int64_t rows = 1;
       for (int d = 0; d < last; ++d) rows *= g.factors[d] * g.factors[d];
       const int64_t pitch = last >= 1 ? g.in_strides[last - 1] * int64_t{sizeof(T)} : 0;
-      const bool close = last >= 1 && g.factors[last - 1] > 1 && pitch > -4096 && pitch < 4096;
+      const bool close = last >= 1 && g.factors[last - 1] > 1 && RowsCloseEnough(pitch);
       two_levels_ = k_ >= 2 && g.lanes == 1 && g.factors[last] == 2 && g.in_strides[last] == 1 &&
                     lv_[1].strides[last] == 1 && lv_[2].strides[last] == 1 &&
                     (rows <= Two::kMaxTogether || (rows <= Two::kMaxTotalRows && close));
@@ -224,7 +224,7 @@ class PyramidWorker {
 
   // Outputs [a, a + n) of level 2's row `o` and the level-1 outputs under
   // them through two_levels.h (u8 means of blocks two voxels wide along
-  // contiguous rows), with the level-2 sums handed to `keep`; returns n
+  // contiguous rows), with the level-2 sums (and counts) handed to `keep`; returns n
   // (maybe 0).
   int64_t RegisterTwoLevelsRow(const std::array<int64_t, kMaxRank>& o, int64_t a, int64_t b, const Keep& keep) {
 #if defined(MIPMAKER_HAVE_AVX2)
@@ -245,8 +245,7 @@ class PyramidWorker {
       }
       for (;;) {
         if (rows.children == TwoLevelRows<T>::kMaxChildren) return 0;
-        TwoLevelRows<T>& r = rows;
-        const int k = r.children++;
+        const int k = rows.children++;
         int64_t out_off = 2 * a;
         std::array<int64_t, kMaxRank> ilo{}, ihi{}, ic{};
         for (int d = 0; d < last; ++d) {
@@ -254,13 +253,13 @@ class PyramidWorker {
           ilo[d] = ic[d] = c[d] * g_.factors[d];
           ihi[d] = std::min(ilo[d] + g_.factors[d], g_.in_shape[d]);
         }
-        r.out[k] = static_cast<T*>(L1.data) + out_off;
-        r.nrows[k] = 0;
+        rows.out[k] = static_cast<T*>(L1.data) + out_off;
+        rows.nrows[k] = 0;
         for (;;) {
-          if (r.nrows[k] == TwoLevelRows<T>::kMaxRows) return 0;
+          if (rows.nrows[k] == TwoLevelRows<T>::kMaxRows) return 0;
           int64_t off = 4 * a;
           for (int d = 0; d < last; ++d) off += ic[d] * g_.in_strides[d];
-          r.rows[k][r.nrows[k]++] = in_ + off;
+          rows.rows[k][rows.nrows[k]++] = in_ + off;
           int d = last - 1;
           for (; d >= 0 && ++ic[d] == ihi[d]; --d) ic[d] = ilo[d];
           if (d < 0) break;
@@ -271,7 +270,7 @@ class PyramidWorker {
       }
       int64_t out_off = a;
       for (int d = 0; d < last; ++d) out_off += o[d] * L2.strides[d];
-      const PairKeep<R> to{keep.acc, nullptr, keep.add, pair_ahead_};
+      const PairKeep<R> to{keep.acc, kSparse ? keep.count : nullptr, keep.add, pair_ahead_};
       return Two::Run(rows, static_cast<T*>(L2.data) + out_off, whole, rounding_, to);
     }
 #endif

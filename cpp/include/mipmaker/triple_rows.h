@@ -148,13 +148,6 @@ struct TripleMeanAvx2 {
     const __m256i nv = _mm256_set1_epi16(static_cast<int16_t>(count));
     const __m256i half = _mm256_set1_epi16(static_cast<int16_t>(count / 2));
     const __m256i one = _mm256_set1_epi16(1);
-    auto finish = [&](int64_t i, const __m256i* v) {
-      // Outputs 0-7 | 16-23 from v[0..2], 8-15 | 24-31 from v[3..5]: the
-      // pack puts them in order.
-      const __m256i lo = Divide<kTruncate>(Triples(v[0], v[1], v[2]), magic, shift, nv, half, one);
-      const __m256i hi = Divide<kTruncate>(Triples(v[3], v[4], v[5]), magic, shift, nv, half, one);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_packus_epi16(lo, hi));
-    };
     for (int64_t i = 0; i < n; i += kStep) {
       __m256i v[6];
       Row<false>(rows[0] + 3 * i, v);
@@ -163,7 +156,11 @@ struct TripleMeanAvx2 {
         PrefetchRows(rows, nrows, 3 * i + ahead);
         PrefetchRows(rows, nrows, 3 * i + 48 + ahead);
       }
-      finish(i, v);
+      // Outputs 0-7 | 16-23 from v[0..2], 8-15 | 24-31 from v[3..5]: the
+      // pack puts them in order.
+      const __m256i lo = Divide<kTruncate>(Triples(v[0], v[1], v[2]), magic, shift, nv, half, one);
+      const __m256i hi = Divide<kTruncate>(Triples(v[3], v[4], v[5]), magic, shift, nv, half, one);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_packus_epi16(lo, hi));
     }
   }
 };

@@ -13,6 +13,7 @@
 // level-2 sums go on to level 3's row accumulators (PairKeep).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <type_traits>
 
@@ -42,15 +43,19 @@ struct TwoLevelRows {
 };
 
 // Dense u8 means of power-of-two blocks (counts 2 to 16 at level 1, 4 to 64
-// at level 2: sums exact in u16); the level-2 sums are kept as R::Acc (u16
-// or u32). Results are those of FoldGroupRow + FinishAny at both levels.
+// at level 2: sums exact in u16), and sparse u8 means of level-2 blocks of
+// up to 16 voxels (2x2x1: each lane packs 16 * sum + count, as
+// PairMeanAvx2::SparseU8 does, so a step keeps as many vectors as a dense
+// one). The level-2 sums (and counts) are kept as R::Acc (u16 or u32).
+// Results are those of FoldGroupRow + FinishAny at both levels.
 template <typename T, typename R, bool kSparse>
 struct TwoLevelMeanAvx2 {
   using Acc = typename R::Acc;
-  static constexpr bool kOk = R::kIsMean && !kSparse && std::is_same_v<T, uint8_t> &&
+  static constexpr bool kOk = R::kIsMean && std::is_same_v<T, uint8_t> &&
                               (std::is_same_v<Acc, uint16_t> || std::is_same_v<Acc, uint32_t>);
   static constexpr int64_t kStep = 32;  // level-2 outputs per step
-  static constexpr int kMaxTotalRows = 16;
+  // 16 * 16 * 255 + 16 fits a u16 lane; 32 voxels would not.
+  static constexpr int kMaxTotalRows = kSparse ? 4 : 16;
   // Blocks of more rows (2x2x2: 16 rows in 4 planes) read together make
   // that many streams at once: slower than pair_rows.h's level 1 reading
   // each level-1 row's rows in turn (u8 F 2048x2048x64 2x2x2 x2,
@@ -70,11 +75,11 @@ struct TwoLevelMeanAvx2 {
       int total = 0;
       for (int c = 0; c < b.children; ++c) {
         const int k = b.nrows[c];
-        if (k < 1 || k > TwoLevelRows<T>::kMaxRows || ((2 * k) & (2 * k - 1)) != 0) return 0;
+        if (k < 1 || k > TwoLevelRows<T>::kMaxRows || (!kSparse && ((2 * k) & (2 * k - 1)) != 0)) return 0;
         total += k;
       }
-      if (total > kMaxTotalRows || ((4 * total) & (4 * total - 1)) != 0) return 0;
-      const int shift2 = __builtin_ctz(4 * total);
+      if (total > kMaxTotalRows || (!kSparse && ((4 * total) & (4 * total - 1)) != 0)) return 0;
+      const int shift2 = kSparse ? 1 : __builtin_ctz(4 * total);  // sparse means divide instead
       const T* flat[kMaxTotalRows];
       int nflat = 0;
       for (int c = 0; c < b.children; ++c) {
@@ -115,22 +120,61 @@ struct TwoLevelMeanAvx2 {
     return Pairs::template Round<kTruncate>(sum, d.shift, d.half_m1, _mm256_set1_epi16(1));
   }
 
-  // 16 u16 sums in output order, stored (kKeep 1) or added (2) at p.
-  template <int kKeep>
-  static void Keep(Acc* p, __m256i v) {
-    auto* q = reinterpret_cast<__m256i*>(p);
-    if constexpr (sizeof(Acc) == 2) {
-      if constexpr (kKeep == 2) v = _mm256_add_epi16(v, _mm256_loadu_si256(q));
-      _mm256_storeu_si256(q, v);
+  // The sums of 16 voxel pairs from 32 voxels at p, in u16 lanes (sparse:
+  // 16 * sum + count of nonzero voxels).
+  static __m256i PairSums(const T* p) {
+    const __m256i v = Load(p), ones = _mm256_set1_epi8(1);
+    if constexpr (kSparse) {
+      return _mm256_add_epi16(_mm256_maddubs_epi16(v, _mm256_set1_epi8(16)),
+                              _mm256_maddubs_epi16(_mm256_min_epu8(v, ones), ones));
     } else {
-      __m256i a = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(v));
-      __m256i c = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1));
-      if constexpr (kKeep == 2) {
-        a = _mm256_add_epi32(a, _mm256_loadu_si256(q));
-        c = _mm256_add_epi32(c, _mm256_loadu_si256(q + 1));
+      return _mm256_maddubs_epi16(v, ones);
+    }
+  }
+
+  // floor(sum / count) on 16 u16 lanes, count <= 16 and sum <= 255 *
+  // count, as PairMeanAvx2::Quotients with a 16-entry table (low and high
+  // bytes apart): the multiply by ceil(2^15 / count) errs by sum * e /
+  // (count * 2^15), e = count * ceil(2^15 / count) - 2^15 <= 7 here, so
+  // below 1 / count (every count and sum: tests/test_pyramid.py). Count 16
+  // shares entry 0 with empty blocks, whose sum is 0.
+  static __m256i Quotients16(__m256i sum, __m256i count) {
+    alignas(16) static constexpr uint16_t kTable[16] = {2048, 32768, 16384, 10923, 8192, 6554, 5462, 4682,
+                                                        4096, 3641,  3277,  2979,  2731, 2521, 2341, 2185};
+    alignas(16) static constexpr auto kBytes = [] {
+      std::array<std::array<uint8_t, 16>, 2> b{};
+      for (int c = 0; c < 16; ++c) {
+        b[0][c] = static_cast<uint8_t>(kTable[c] & 0xFF);
+        b[1][c] = static_cast<uint8_t>(kTable[c] >> 8);
       }
-      _mm256_storeu_si256(q, a);
-      _mm256_storeu_si256(q + 1, c);
+      return b;
+    }();
+    const __m256i lo = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kBytes[0].data())));
+    const __m256i hi = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kBytes[1].data())));
+    // The index in each lane's low byte, 0x80 (zero) in its high one.
+    const __m256i index = _mm256_or_si256(_mm256_and_si256(count, _mm256_set1_epi16(15)), _mm256_set1_epi16(-32768));
+    const __m256i m = _mm256_or_si256(_mm256_shuffle_epi8(lo, index),
+                                      _mm256_slli_epi16(_mm256_shuffle_epi8(hi, index), 8));
+    return _mm256_mulhi_epu16(_mm256_slli_epi16(sum, 1), m);
+  }
+  // Means of 16 packed lanes (16 * sum + count, count <= 16: count 16
+  // carries into the sum's bits, so it is told from an empty lane by the
+  // lane being nonzero); the sums and counts too.
+  template <bool kTruncate>
+  static __m256i SparseMeans(__m256i packed, __m256i& sum, __m256i& cnt) {
+    const __m256i one = _mm256_set1_epi16(1);
+    const __m256i low = _mm256_and_si256(_mm256_sub_epi16(packed, one), _mm256_set1_epi16(15));
+    cnt = _mm256_min_epu16(packed, _mm256_add_epi16(low, one));
+    sum = _mm256_srli_epi16(_mm256_sub_epi16(packed, cnt), 4);
+    return RoundQuotients<kTruncate>(Quotients16(sum, cnt), sum, cnt);
+  }
+  template <bool kTruncate>
+  static __m256i Means(__m256i sums, const Divisor& d) {
+    if constexpr (kSparse) {
+      __m256i sum, cnt;
+      return SparseMeans<kTruncate>(sums, sum, cnt);
+    } else {
+      return Round<kTruncate>(sums, d);
     }
   }
 
@@ -138,7 +182,7 @@ struct TwoLevelMeanAvx2 {
   template <bool kTruncate>
   static void Level1(T* out, const __m256i* p, const Divisor& d) {
     for (int h = 0; h < 2; ++h) {
-      const __m256i packed = _mm256_packus_epi16(Round<kTruncate>(p[2 * h], d), Round<kTruncate>(p[2 * h + 1], d));
+      const __m256i packed = _mm256_packus_epi16(Means<kTruncate>(p[2 * h], d), Means<kTruncate>(p[2 * h + 1], d));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * h), _mm256_permute4x64_epi64(packed, 0xD8));
     }
   }
@@ -151,11 +195,24 @@ struct TwoLevelMeanAvx2 {
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     // hadd(q0, q1) = level-2 sums 0-3, 8-11 | 4-7, 12-15 (u16).
     const __m256i s0 = _mm256_hadd_epi16(q[0], q[1]), s1 = _mm256_hadd_epi16(q[2], q[3]);
+    if constexpr (kSparse) {
+      __m256i sum0, cnt0, sum1, cnt1;
+      const __m256i m0 = SparseMeans<kTruncate>(s0, sum0, cnt0), m1 = SparseMeans<kTruncate>(s1, sum1, cnt1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out2 + i),
+                          _mm256_permutevar8x32_epi32(_mm256_packus_epi16(m0, m1), order));
+      if constexpr (kKeep != 0) {
+        Pairs::template KeepSums<kKeep>(keep.acc + i, _mm256_permute4x64_epi64(sum0, 0xD8),
+                                        _mm256_permute4x64_epi64(sum1, 0xD8));
+        Pairs::template KeepSums<kKeep>(keep.count + i, _mm256_permute4x64_epi64(cnt0, 0xD8),
+                                        _mm256_permute4x64_epi64(cnt1, 0xD8));
+      }
+      return;
+    }
     const __m256i packed = _mm256_packus_epi16(Round<kTruncate>(s0, d), Round<kTruncate>(s1, d));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out2 + i), _mm256_permutevar8x32_epi32(packed, order));
     if constexpr (kKeep != 0) {
-      Keep<kKeep>(keep.acc + i, _mm256_permute4x64_epi64(s0, 0xD8));
-      Keep<kKeep>(keep.acc + i + 16, _mm256_permute4x64_epi64(s1, 0xD8));
+      Pairs::template KeepSums<kKeep>(keep.acc + i, _mm256_permute4x64_epi64(s0, 0xD8),
+                                      _mm256_permute4x64_epi64(s1, 0xD8));
     }
   }
 
@@ -166,7 +223,6 @@ struct TwoLevelMeanAvx2 {
   static void InTurnSteps(const TwoLevelRows<T>& b, T* out2, int64_t n, int shift2, const PairKeep<R>& keep) {
     constexpr int64_t kPiece = 512;
     alignas(32) __m256i ps[kPiece / kStep][4], qs[kPiece / kStep][4];
-    const __m256i ones = _mm256_set1_epi8(1);
     const Divisor level2(shift2);
     for (int64_t lo = 0; lo < n; lo += kPiece) {
       const int64_t hi = lo + kPiece < n ? lo + kPiece : n;
@@ -178,7 +234,7 @@ struct TwoLevelMeanAvx2 {
           for (int64_t i = lo; i < hi; i += kStep) {
             __m256i* p = ps[(i - lo) / kStep];
             for (int j = 0; j < 4; ++j) {
-              const __m256i x = _mm256_maddubs_epi16(Load(row + 4 * i + 32 * j), ones);
+              const __m256i x = PairSums(row + 4 * i + 32 * j);
               p[j] = r == 0 ? x : _mm256_add_epi16(p[j], x);
             }
             if (keep.ahead != 0) {
@@ -199,7 +255,6 @@ struct TwoLevelMeanAvx2 {
 
   template <bool kTruncate, int kKeep>
   static void Steps(const TwoLevelRows<T>& b, T* out2, int64_t n, int shift2, const PairKeep<R>& keep) {
-    const __m256i ones = _mm256_set1_epi8(1);
     Divisor level1[TwoLevelRows<T>::kMaxChildren];
     for (int c = 0; c < b.children; ++c) level1[c] = Divisor(__builtin_ctz(2 * b.nrows[c]));
     const Divisor level2(shift2);
@@ -210,10 +265,10 @@ struct TwoLevelMeanAvx2 {
         // level-1 outputs 2i + 16j .. 2i + 16j + 15 in order.
         const T* const* rows = b.rows[c];
         __m256i p[4];
-        for (int j = 0; j < 4; ++j) p[j] = _mm256_maddubs_epi16(Load(rows[0] + 4 * i + 32 * j), ones);
+        for (int j = 0; j < 4; ++j) p[j] = PairSums(rows[0] + 4 * i + 32 * j);
         for (int r = 1; r < b.nrows[c]; ++r) {
           for (int j = 0; j < 4; ++j) {
-            p[j] = _mm256_add_epi16(p[j], _mm256_maddubs_epi16(Load(rows[r] + 4 * i + 32 * j), ones));
+            p[j] = _mm256_add_epi16(p[j], PairSums(rows[r] + 4 * i + 32 * j));
           }
         }
         if (keep.ahead != 0) {  // each step reads 128 bytes of every row

@@ -363,6 +363,35 @@ def test_pyramid_mode_of_blocky_then_noisy_labels(dtype, sparse):
         np.testing.assert_array_equal(level, direct)
 
 
+@pytest.mark.parametrize("num_levels", [2, 3])
+@pytest.mark.parametrize("layout", ["C", "F", "Fpad"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.uint32, np.int32])
+def test_pyramid_mode_of_four_cubes_in_registers(dtype, sparse, layout, num_levels):
+    # 2x2x2 modes of 64- and 32-bit labels take levels 1 and 2 of whole 4x4x4
+    # blocks in registers (histogram_cube.h), one pass per distinct label;
+    # past 16 labels a block is sorted instead. Each 4x4x4 block draws from
+    # its own palette of 1..40 labels (zero and negatives included, so
+    # sparse blocks empty out and signed ties go to the most negative),
+    # which gives every pass count, both sides of the limit and many ties;
+    # edge blocks (shape not a multiple of 4) take the general path.
+    rng = np.random.default_rng([num_levels, len(layout), sparse, np.dtype(dtype).itemsize])
+    shape = (4 * 5 + 1, 4 * 3 + 2, 4 * 9 + 3)
+    blocks = tuple(-(-s // 4) for s in shape)
+    sizes = rng.choice([1, 2, 3, 5, 16, 17, 40], blocks)
+    picks = (rng.random(blocks + (4, 4, 4)) * sizes[..., None, None, None]).astype(np.int64)
+    picks = picks.transpose(0, 3, 1, 4, 2, 5).reshape([4 * b for b in blocks])[:shape[0], :shape[1], :shape[2]]
+    signed = np.dtype(dtype).kind == "i"
+    palette = rng.permutation(np.arange(-8 if signed else 0, 60)).astype(dtype)
+    palette[rng.random(palette.size) < 0.1] = 0
+    image = palette[picks]
+    view = with_layout(image, layout) if layout != "Fpad" else pair_layout(image, "Fpad")
+    levels = checked_pyramid(view, (2, 2, 2), num_levels, method="mode", sparse=sparse)
+    for k, level in enumerate(levels, start=1):
+        want = ref_downsample(image, [2**k] * 3, "mode", sparse=sparse)
+        np.testing.assert_array_equal(level, want, err_msg=f"level {k}")
+
+
 @pytest.mark.parametrize("method", ["mode", "median"])
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), sparse=st.booleans(), layout=st.sampled_from(LAYOUTS),

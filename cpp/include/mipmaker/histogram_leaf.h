@@ -16,6 +16,7 @@
 
 #include "mipmaker/element.h"
 #include "mipmaker/histogram_bins.h"
+#include "mipmaker/histogram_cube.h"
 #include "mipmaker/types.h"
 
 namespace mipmaker {
@@ -32,6 +33,12 @@ class HistogramLeaf {
   // CountFewBins.
   static constexpr bool kFastMode =
       !kMedian && std::is_integral_v<V> && !std::is_same_v<V, bool> && sizeof(T) == sizeof(V);
+#if defined(MIPMAKER_HAVE_AVX2)
+  // Mode of 32- and 64-bit labels: levels 1 and 2 of whole 4x4x4 blocks at once.
+  static constexpr bool kCube = kFastMode && kCubeLabel<T>;
+#else
+  static constexpr bool kCube = false;
+#endif
 
   HistogramLeaf(const T* in, const Geometry& g, const LevelGeometry* levels, int num_levels)
       : in_(in), g_(g), lv_(levels) {
@@ -53,6 +60,8 @@ class HistogramLeaf {
     // A block's bins before merging: at most one per voxel.
     scratch_.resize(static_cast<size_t>(std::max<int64_t>(voxels_[max_levels_], per_block)));
     spare_.resize(scratch_.size());
+    cube_ = kCube && g_.rank == 3 && max_levels_ >= 2 && g_.in_strides[2] == 1;
+    for (int d = 0; d < g_.rank; ++d) cube_ &= g_.factors[d] == 2;
     values_.resize(static_cast<size_t>(per_block) + 1);
   }
 
@@ -77,8 +86,14 @@ class HistogramLeaf {
   // (sorted, distinct values; no zeros when sparse) of each block to it.
   void Run(int j, const std::array<int64_t, kMaxRank>& o, int64_t run, std::vector<Bin>* out) {
     run_ = run;
-    LevelOne(j, o);
-    for (int i = 2; i <= j; ++i) Merge(i, j, o);
+    // Noisy runs (few_ false) sort and merge level by level instead.
+    const bool cube = cube_ && few_ && j >= 2;
+    if (cube) {
+      LevelTwo(j, o);
+    } else {
+      LevelOne(j, o);
+    }
+    for (int i = cube ? 3 : 2; i <= j; ++i) Merge(i, j, o);
     if constexpr (kFastMode) {
       // Counting passes cost one per distinct label, so noise (most mixed
       // level-1 blocks all distinct: random labels) would make the blocks
@@ -273,6 +288,62 @@ class HistogramLeaf {
     });
   }
 
+  // Levels 1 and 2 inside the run of level-j blocks from `o`, for cube_:
+  // whole 4x4x4 blocks in registers (FourCubeModes), their histograms to
+  // level 2's pool for the levels above.
+  void LevelTwo(int j, const std::array<int64_t, kMaxRank>& o) {
+#if defined(MIPMAKER_HAVE_AVX2)  // kCube is false without
+    if constexpr (kCube) {
+      const int64_t g0 = GridSize(2, j, 0), g1 = GridSize(2, j, 1), g2 = GridSize(2, j, 2);
+      std::vector<Node>& nodes = nodes_[2];
+      nodes.resize(static_cast<size_t>(g0 * g1 * g2));
+      pool_used_[2] = 0;
+      const LevelGeometry& L1 = lv_[1];
+      const LevelGeometry& L2 = lv_[2];
+      const int64_t s0 = g_.in_strides[0], s1 = g_.in_strides[1];
+      const int64_t step1 = L1.strides[2], step2 = L2.strides[2];
+      std::array<int64_t, 3> q{};  // the grid's first level-2 block
+      for (int d = 0; d < 3; ++d) q[d] = o[d] * span_[j - 2][d];
+      int64_t mixed = 0, busy = 0, n = 0;
+      V l1[8];
+      for (int64_t a = 0; a < g0; ++a) {
+        for (int64_t b = 0; b < g1; ++b) {
+          const T* p = in_ + 4 * ((q[0] + a) * s0 + (q[1] + b) * s1 + q[2]);
+          T* o2 = static_cast<T*>(L2.data) + (q[0] + a) * L2.strides[0] + (q[1] + b) * L2.strides[1] + q[2] * step2;
+          T* o1 = static_cast<T*>(L1.data) + 2 * ((q[0] + a) * L1.strides[0] + (q[1] + b) * L1.strides[1] + q[2] * step1);
+          for (int64_t c = 0; c < g2; ++c, ++n, p += 4, o1 += 2 * step1, o2 += step2) {
+            Bin* bins = PoolSpace(2, 64);
+            size_t len = 0;
+            V mode;
+            const int got = FourCubeModes<V, kSparse>(p, s0, s1, l1, mode, bins, len);
+            if (got == 0) {
+              nodes[static_cast<size_t>(n)] = Node{mode, -1, 0};
+              std::fill(l1, l1 + 8, mode);
+            } else {
+              if (got < 0) {
+                FourCubeModesSorted<V, kSparse>(p, s0, s1, l1, mode, bins, len);
+                ++busy;
+              }
+              nodes[static_cast<size_t>(n)] = Node{mode, static_cast<int32_t>(pool_used_[2]), static_cast<int32_t>(len)};
+              pool_used_[2] += len;
+              ++mixed;
+            }
+            *o2 = mode;
+            for (int s = 0; s < 8; ++s) {
+              o1[(s >> 2) * L1.strides[0] + ((s >> 1) & 1) * L1.strides[1] + (s & 1) * step1] = l1[s];
+            }
+          }
+        }
+      }
+      // Too many busy blocks: the next run sorts and merges (few_ false).
+      mixed_blocks_ += mixed;
+      distinct_blocks_ += busy;
+    }
+#else
+    (void)j, (void)o;
+#endif
+  }
+
   // Mode of integer labels above level 1: the children's bins (a uniform
   // child is one) are gathered for CountFewBins, and the block's histogram
   // goes to the pool unsorted (the fallback in Merge sorts). Returns false,
@@ -420,7 +491,10 @@ class HistogramLeaf {
   // room for MergeFew's last copy's overrun and the padding.
   static constexpr size_t kFewCopy = 4;
   bool few_ = kFastMode;  // this run counts with CountFewBins
-  int64_t mixed_blocks_ = 0, distinct_blocks_ = 0;  // level-1 blocks of the run: mixed, all distinct
+  bool cube_ = false;     // LevelTwo applies to whole level-2 blocks
+  // Blocks of the run: mixed and all distinct (level 1), or mixed and past
+  // kCubeMaxPasses labels (level 2, LevelTwo).
+  int64_t mixed_blocks_ = 0, distinct_blocks_ = 0;
   std::vector<uint64_t> few_values_ = std::vector<uint64_t>(kMaxFewBins + kFewCopy + kFewPad);
   std::vector<uint64_t> few_counts_ = std::vector<uint64_t>(kMaxFewBins + kFewCopy + kFewPad);
   std::vector<size_t> bounds_;

@@ -276,8 +276,9 @@ def test_pyramid_two_levels_sparse_every_count_and_sum(layout):
 def test_pyramid_c_order_lane_pairs_in_registers(factors, num_levels, lanes):
     # C-order u8 means with a short last axis: level 1's adjacent lane groups
     # (or short rows) finish in registers and hand their sums and counts to
-    # level 2 lane by lane; sparse pyramids of more than one level sum level
-    # 1's rows in registers as well (ShortRowPyramid::RegisterLevelOne).
+    # level 2 lane by lane; pyramids of more than one level sum all of level
+    # 1's rows of a pass in registers in one call as well, dense or sparse
+    # (ShortRowPyramid::RegisterLevelOne).
     rng = np.random.default_rng([lanes, num_levels, sum(factors)])
     image = rng.integers(0, 256, (9, 2 * 40 + 1, lanes), dtype=np.uint8)
     image[:, :5] = 255

@@ -159,31 +159,35 @@ struct PairMeanAvx2 {
   // of kStep up to m, output i the mean of voxels 2i and 2i+1 of every
   // row, and leaves their sums (and counts) in `keep`. Returns n, or 0 when
   // the block is not supported (the caller's general path runs).
+  // k > 1 (m a multiple of kStep): k such rows of outputs in one call,
+  // row j's block rows `jump` elements after row j - 1's, its outputs (and
+  // keep) m after; one call per 64-voxel row of a short-row volume cost as
+  // much as reading it.
   static int64_t Run(const T* const* rows, int nrows, T* out, int64_t m, Rounding rounding,
-                     const PairKeep<R>& keep = {}) {
+                     const PairKeep<R>& keep = {}, int64_t k = 1, int64_t jump = 0) {
     const int64_t n = m / kStep * kStep;
-    if (nrows < 1 || nrows > kMaxRows || n == 0) return 0;
+    if (nrows < 1 || nrows > kMaxRows || n == 0 || (k > 1 && n != m)) return 0;
     const bool trunc = rounding == Rounding::kTruncate;
     if constexpr (kSparse) {
       if (nrows > 4) return 0;  // Quotients takes counts up to 8
-      WithKeep(keep, [&](auto k) {
+      WithKeep(keep, [&](auto kk) {
         if (trunc) {
-          SparseU8<true, decltype(k)::value>(rows, nrows, out, n, keep);
+          SparseU8<true, decltype(kk)::value>(rows, nrows, out, n, keep, k, jump);
         } else {
-          SparseU8<false, decltype(k)::value>(rows, nrows, out, n, keep);
+          SparseU8<false, decltype(kk)::value>(rows, nrows, out, n, keep, k, jump);
         }
       });
     } else if constexpr (std::is_same_v<T, float>) {
-      WithKeep(keep, [&](auto k) { Floats<decltype(k)::value>(rows, nrows, out, n, keep); });
+      WithKeep(keep, [&](auto kk) { Floats<decltype(kk)::value>(rows, nrows, out, n, keep, k, jump); });
     } else {
       const int count = 2 * nrows;
       if ((count & (count - 1)) != 0) return 0;
       const int shift = __builtin_ctz(count);
-      WithKeep(keep, [&](auto k) {
+      WithKeep(keep, [&](auto kk) {
         if (trunc) {
-          Ints<true, decltype(k)::value>(rows, nrows, out, n, shift, keep);
+          Ints<true, decltype(kk)::value>(rows, nrows, out, n, shift, keep, k, jump);
         } else {
-          Ints<false, decltype(k)::value>(rows, nrows, out, n, shift, keep);
+          Ints<false, decltype(kk)::value>(rows, nrows, out, n, shift, keep, k, jump);
         }
       });
     }
@@ -287,7 +291,8 @@ struct PairMeanAvx2 {
 
  private:
   template <bool kTruncate, int kKeep>
-  static void Ints(const T* const* rows, int nrows, T* out, int64_t n, int shift, const PairKeep<R>& keep) {
+  static void Ints(const T* const* rows, int nrows, T* out, int64_t n, int shift, const PairKeep<R>& keep,
+                   int64_t k, int64_t jump) {
     const __m128i s = _mm_cvtsi32_si128(shift);
     const bool u8 = std::is_same_v<T, uint8_t>;
     const __m256i one = u8 ? _mm256_set1_epi16(1) : _mm256_set1_epi32(1);
@@ -302,7 +307,7 @@ struct PairMeanAvx2 {
       const __m256i packed = u8 ? _mm256_packus_epi16(lo, hi) : _mm256_packus_epi32(lo, hi);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(packed, 0xD8));
     };
-    if (ReadRowsInTurn(rows, nrows, n / kStep)) {
+    if (k == 1 && ReadRowsInTurn(rows, nrows, n / kStep)) {
       InTurn<2, kStep>(
           nrows, n,
           [&](int r, int64_t i, __m256i* v) {
@@ -315,17 +320,19 @@ struct PairMeanAvx2 {
           [&](int64_t i, const __m256i* v) { finish(i, v[0], v[1]); });
       return;
     }
-    for (int64_t i = 0; i < n; i += kStep) {
-      __m256i lo, hi;
-      Pairs(rows[0] + 2 * i, lo, hi);
-      for (int r = 1; r < nrows; ++r) {
-        __m256i l, h;
-        Pairs(rows[r] + 2 * i, l, h);
-        lo = Add(lo, l);
-        hi = Add(hi, h);
+    for (int64_t j = 0, at = 0; j < k; ++j, at += jump) {
+      for (int64_t i = 0; i < n; i += kStep) {
+        __m256i lo, hi;
+        Pairs(rows[0] + at + 2 * i, lo, hi);
+        for (int r = 1; r < nrows; ++r) {
+          __m256i l, h;
+          Pairs(rows[r] + at + 2 * i, l, h);
+          lo = Add(lo, l);
+          hi = Add(hi, h);
+        }
+        if (keep.ahead != 0) PrefetchRows(rows, nrows, at + 2 * i + keep.ahead);
+        finish(j * n + i, lo, hi);
       }
-      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
-      finish(i, lo, hi);
     }
   }
 
@@ -348,7 +355,8 @@ struct PairMeanAvx2 {
   // count (at most 16 * 2040 + 8), so that a step keeps two vectors of
   // partial results, as dense pairs do, and the rows can be read in turn.
   template <bool kTruncate, int kKeep>
-  static void SparseU8(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
+  static void SparseU8(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep, int64_t k,
+                       int64_t jump) {
     const __m256i ones = _mm256_set1_epi8(1), sixteen = _mm256_set1_epi8(16), low = _mm256_set1_epi16(15);
     auto packed = [&](const T* p) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -365,7 +373,7 @@ struct PairMeanAvx2 {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                           _mm256_permute4x64_epi64(_mm256_packus_epi16(q0, q1), 0xD8));
     };
-    if (ReadRowsInTurn(rows, nrows, n / 32)) {
+    if (k == 1 && ReadRowsInTurn(rows, nrows, n / 32)) {
       InTurn<2, 32>(
           nrows, n,
           [&](int r, int64_t i, __m256i* v) {
@@ -377,14 +385,16 @@ struct PairMeanAvx2 {
           [&](int64_t i, const __m256i* v) { finish(i, v[0], v[1]); });
       return;
     }
-    for (int64_t i = 0; i < n; i += 32) {
-      __m256i p0 = packed(rows[0] + 2 * i), p1 = packed(rows[0] + 2 * i + 32);
-      for (int r = 1; r < nrows; ++r) {
-        p0 = _mm256_add_epi16(p0, packed(rows[r] + 2 * i));
-        p1 = _mm256_add_epi16(p1, packed(rows[r] + 2 * i + 32));
+    for (int64_t j = 0, at = 0; j < k; ++j, at += jump) {
+      for (int64_t i = 0; i < n; i += 32) {
+        __m256i p0 = packed(rows[0] + at + 2 * i), p1 = packed(rows[0] + at + 2 * i + 32);
+        for (int r = 1; r < nrows; ++r) {
+          p0 = _mm256_add_epi16(p0, packed(rows[r] + at + 2 * i));
+          p1 = _mm256_add_epi16(p1, packed(rows[r] + at + 2 * i + 32));
+        }
+        if (keep.ahead != 0) PrefetchRows(rows, nrows, at + 2 * i + keep.ahead);
+        finish(j * n + i, p0, p1);
       }
-      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
-      finish(i, p0, p1);
     }
   }
   // Sparse means of 16 u16 sums and counts (count <= 8; 0 for an empty block).
@@ -453,7 +463,18 @@ struct PairMeanAvx2 {
   }
 
   template <int kKeep>
-  static void Floats(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
+  static void Floats(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep, int64_t k,
+                     int64_t jump) {
+    for (int64_t j = 0; j < k; ++j) {
+      const T* moved[kMaxRows];
+      for (int r = 0; r < nrows; ++r) moved[r] = rows[r] + j * jump;
+      PairKeep<R> at = keep;
+      if (at.acc != nullptr) at.acc += j * n;
+      FloatRow<kKeep>(moved, nrows, out + j * n, n, at);
+    }
+  }
+  template <int kKeep>
+  static void FloatRow(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
     const int count = 2 * nrows;
     const bool pow2 = (count & (count - 1)) == 0;
     // A power-of-two reciprocal is exact, so multiplying equals dividing.
@@ -509,17 +530,18 @@ struct PairExtremumAvx2<T, ExtremumReducer<T, kMax, kTier>, kSparse> {
 
   // As PairMeanAvx2::Run; the extrema are also what `keep` takes.
   static int64_t Run(const T* const* rows, int nrows, T* out, int64_t m, Rounding,
-                     const PairKeep<R>& keep = {}) {
+                     const PairKeep<R>& keep = {}, int64_t k = 1, int64_t jump = 0) {
     const int64_t n = m / kStep * kStep;
-    if (nrows < 1 || nrows > kMaxRows || n == 0) return 0;
-    WithKeep(keep, [&](auto k) { Steps<decltype(k)::value>(rows, nrows, out, n, keep); });
+    if (nrows < 1 || nrows > kMaxRows || n == 0 || (k > 1 && n != m)) return 0;
+    WithKeep(keep, [&](auto kk) { Steps<decltype(kk)::value>(rows, nrows, out, n, keep, k, jump); });
     return n;
   }
 
  private:
   template <int kKeep>
-  static void Steps(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep) {
-    if (ReadRowsInTurn(rows, nrows, n / kStep)) {
+  static void Steps(const T* const* rows, int nrows, T* out, int64_t n, const PairKeep<R>& keep, int64_t k,
+                    int64_t jump) {
+    if (k == 1 && ReadRowsInTurn(rows, nrows, n / kStep)) {
       InTurn<2, kStep>(
           nrows, n,
           [&](int r, int64_t i, __m256i* v) {
@@ -531,14 +553,16 @@ struct PairExtremumAvx2<T, ExtremumReducer<T, kMax, kTier>, kSparse> {
           [&](int64_t i, const __m256i* v) { Finish<kKeep>(i, v[0], v[1], out, keep); });
       return;
     }
-    for (int64_t i = 0; i < n; i += kStep) {
-      __m256i a = Load(rows[0] + 2 * i), b = Load(rows[0] + 2 * i + kStep);
-      for (int r = 1; r < nrows; ++r) {
-        a = Op(a, Load(rows[r] + 2 * i));
-        b = Op(b, Load(rows[r] + 2 * i + kStep));
+    for (int64_t j = 0, at = 0; j < k; ++j, at += jump) {
+      for (int64_t i = 0; i < n; i += kStep) {
+        __m256i a = Load(rows[0] + at + 2 * i), b = Load(rows[0] + at + 2 * i + kStep);
+        for (int r = 1; r < nrows; ++r) {
+          a = Op(a, Load(rows[r] + at + 2 * i));
+          b = Op(b, Load(rows[r] + at + 2 * i + kStep));
+        }
+        if (keep.ahead != 0) PrefetchRows(rows, nrows, at + 2 * i + keep.ahead);
+        Finish<kKeep>(j * n + i, a, b, out, keep);
       }
-      if (keep.ahead != 0) PrefetchRows(rows, nrows, 2 * i + keep.ahead);
-      Finish<kKeep>(i, a, b, out, keep);
     }
   }
 

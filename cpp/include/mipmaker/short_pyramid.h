@@ -184,20 +184,22 @@ class ShortRowPyramid {
     FinishAny<T, R, kSparse>(s, sc, j == 1 ? 1 : f, 1, ro, static_cast<T*>(L.data) + out_off, 1, 0, rounding_);
   }
 
-  // Sparse means: level 1's rows o[up] .. o[up] + rows - 1 through
-  // pair_rows.h, each finished in registers with its sums and counts handed
+  // Level 1's rows o[up] .. o[up] + rows - 1 through pair_rows.h in one
+  // call, each row finished in registers with its sums (and counts) handed
   // to `keep` (row r's at keep + r * m), instead of folding the pass into
   // row accumulators, combining their fy rows and dividing in separate
-  // passes (u8 C 2048x2048x64 2x2x2 x2 standalone, best of 24-30: 43.6-56.4
-  // -> 30.5-34.1 ms). Dense means keep the folding path: one call per
-  // 64-voxel row lost to one FoldGroupRow pass per 2048 voxels where
-  // finishing is a shift (24.3 -> 28.5-34.6 ms). Returns false (having done
-  // nothing) where the register path does not take the blocks.
+  // passes (u8 C 2048x2048x64 2x2x2 x2 standalone, sparse, best of 24-30:
+  // 43.6-56.4 -> 30.5-34.1 ms). A call per 64-voxel row lost to folding
+  // where finishing is a shift; one call for all of them won for dense
+  // means too (2048x2048x64 2x2x2 x2, standalone, max of 15, four
+  // alternating runs: dense 4.19-4.31 -> 6.04-6.12 GVx/s, sparse 4.34 ->
+  // 5.23-5.31). Returns false (having done nothing) where the register path
+  // does not take the blocks.
   bool RegisterLevelOne(const std::array<int64_t, kMaxRank>& o, int64_t rows, Acc* keep, Count* keep_count,
                         bool add) {
 #if defined(MIPMAKER_HAVE_AVX2)
     using Pairs = RegisterPairs<T, R, kSparse>;
-    if constexpr (kSparse && Pairs::kOk) {
+    if constexpr (Pairs::kOk) {
       const int last = g_.rank - 1, up = g_.rank - 2;
       const int64_t fy = g_.factors[up], n = g_.in_shape[last], m = lv_[1].shape[last];
       if (g_.factors[last] != 2 || m % Pairs::kStep != 0) return false;
@@ -226,19 +228,12 @@ class ShortRowPyramid {
       const int64_t span = rows * fy * n;
       T* out = static_cast<T*>(lv_[1].data) + out_off;
       const T* block[Pairs::kMaxRows];
-      for (int64_t r = 0; r < rows; ++r) {
-        int k = 0;
-        for (int p = 0; p < nplanes; ++p) {
-          for (int64_t dy = 0; dy < fy; ++dy) block[k++] = starts[p] + (r * fy + dy) * n;
-        }
-        const PairKeep<R> to{keep == nullptr ? nullptr : keep + r * m,
-                             keep_count == nullptr ? nullptr : keep_count + r * m, add,
-                             k_ > 1 ? span : 0};
-        // Run declines (doing nothing) only on the number of rows, which
-        // every row shares: only the first can return short.
-        if (Pairs::Run(block, k, out + r * m, m, rounding_, to) != m) return false;
+      int k = 0;
+      for (int p = 0; p < nplanes; ++p) {
+        for (int64_t dy = 0; dy < fy; ++dy) block[k++] = starts[p] + dy * n;
       }
-      return true;
+      const PairKeep<R> to{keep, keep_count, add, k_ > 1 ? span : 0};
+      return Pairs::Run(block, k, out, m, rounding_, to, rows, fy * n) == m;
     }
 #endif
     (void)o, (void)rows, (void)keep, (void)keep_count, (void)add;

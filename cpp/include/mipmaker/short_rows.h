@@ -8,7 +8,11 @@
 // FoldGroups pass; the f_y rows of each output row are then combined and
 // the K rows finished together. Where pair_rows.h takes the blocks (f = 2),
 // each output row finishes in registers instead (u8 C 2x2x2 from memory:
-// 7.9-11.5 -> 12.2-13.1 GVx/s; sparse 6.7-7.4 -> 10.6-10.9).
+// 7.9-11.5 -> 12.2-13.1 GVx/s; sparse 6.7-7.4 -> 10.6-10.9), all the whole
+// rows of a plane in one call (a call and a BlockRows per 16 rows cost a
+// third of the time: standalone, 2048x2048x64 u8, max of 15, a loaded
+// machine: dense 5.28-5.40 -> 7.17-7.22 GVx/s, sparse 4.75 -> 7.00, while
+// Fortran order gave 6.0-6.2 and 5.2).
 #pragma once
 
 #include <algorithm>
@@ -22,34 +26,29 @@ namespace mipmaker {
 namespace MIPMAKER_ISA {
 
 // Output rows [0, k) of a batch (starting at `out`, m = n / 2 outputs each)
-// through pair_rows.h: output row j's block rows are rows j * fy .. j * fy +
-// fy - 1 of every super-row. Returns false (having done nothing) when the
-// register path does not take these blocks.
+// through pair_rows.h in one call: output row j's block rows are rows j *
+// fy .. j * fy + fy - 1 of every super-row; `ahead` elements of each plane
+// are prefetched ahead of the reads. Returns false (having done nothing)
+// when the register path does not take these blocks.
 template <typename T, typename R, bool kSparse>
 bool RegisterRows([[maybe_unused]] const T* in, [[maybe_unused]] T* out,
                   [[maybe_unused]] const std::vector<int64_t>& starts, [[maybe_unused]] int64_t fy,
-                  [[maybe_unused]] int64_t n, [[maybe_unused]] int64_t k, [[maybe_unused]] int64_t span,
+                  [[maybe_unused]] int64_t n, [[maybe_unused]] int64_t k, [[maybe_unused]] int64_t ahead,
                   [[maybe_unused]] Rounding rounding) {
 #if defined(MIPMAKER_HAVE_AVX2)
   using Pairs = RegisterPairs<T, R, kSparse>;
   if constexpr (Pairs::kOk) {
     const int64_t m = n / 2, nrows = static_cast<int64_t>(starts.size()) * fy;
     if (n % 2 != 0 || m % Pairs::kStep != 0 || nrows > Pairs::kMaxRows) return false;
-    // The next batch of every super-row is prefetched as the steps read.
-    const PairKeep<R> keep{nullptr, nullptr, false, span};
+    const PairKeep<R> keep{nullptr, nullptr, false, ahead};
     const T* rows[Pairs::kMaxRows];
-    for (int64_t j = 0; j < k; ++j) {
-      int r = 0;
-      for (const int64_t s : starts) {
-        for (int64_t dy = 0; dy < fy; ++dy) rows[r++] = in + s + (j * fy + dy) * n;
-      }
-      if (Pairs::Run(rows, r, out + j * m, m, rounding, keep) != m) {
-        // Blocks the path does not take (a dense integer mean of a block
-        // that is not a power of two): the same for every row of the batch.
-        return false;
-      }
+    int r = 0;
+    for (const int64_t s : starts) {
+      for (int64_t dy = 0; dy < fy; ++dy) rows[r++] = in + s + dy * n;
     }
-    return true;
+    // Run declines (a dense integer mean of a block that is not a power of
+    // two) for every batch alike.
+    return Pairs::Run(rows, r, out, m, rounding, keep, k, fy * n) == m;
   }
 #endif
   return false;
@@ -79,10 +78,14 @@ bool ShortRowsKernel(const T* in, T* out, const Geometry& g, WorkRange w, Roundi
     std::vector<Count> counts(kSparse ? acc.size() : 0), sum_counts(kSparse ? sums.size() : 0);
     std::vector<int64_t> starts;
     const int64_t whole_y = g.in_shape[up] / fy;  // output rows whose y block is whole
+    // The register path takes every whole output row of a plane in one
+    // batch (a call per batch cost as much as reading it); the folding path
+    // batches what its accumulators hold.
+    bool registers = true;
     for (int64_t outer = w.outer_begin; outer < w.outer_end;) {
       const int64_t yo = outer % g.out_shape[up];
-      const int64_t k = std::min({k_max, whole_y - yo, w.outer_end - outer});
-      if (k <= 0) {  // a partial y block at the edge: one ordinary row
+      const int64_t k_all = std::min(whole_y - yo, w.outer_end - outer);
+      if (k_all <= 0) {  // a partial y block at the edge: one ordinary row
         AccumulateKernel<T, R, kSparse>(in, out, g, WorkRange{outer, outer + 1, 0, m}, rounding);
         ++outer;
         continue;
@@ -92,13 +95,19 @@ bool ShortRowsKernel(const T* in, T* out, const Geometry& g, WorkRange w, Roundi
       starts.clear();
       int64_t r = 0;
       rows.ForEach([&](int64_t off) {
-        if (r++ % fy == 0) starts.push_back(off);
+        if (r == 0) starts.push_back(off);
+        if (++r == fy) r = 0;
       });
-      const int64_t span = fy * k * n;
-      if (RegisterRows<T, R, kSparse>(in, out + rows.out_offset(), starts, fy, n, k, span, rounding)) {
-        outer += k;
-        continue;
+      if (registers) {
+        registers = RegisterRows<T, R, kSparse>(in, out + rows.out_offset(), starts, fy, n, k_all, fy * k_max * n,
+                                                rounding);
+        if (registers) {
+          outer += k_all;
+          continue;
+        }
       }
+      const int64_t k = std::min(k_max, k_all);
+      const int64_t span = fy * k * n;
       Acc* a = acc.data();
       Count* c = kSparse ? counts.data() : nullptr;
       for (size_t i = 0; i < starts.size(); ++i) {

@@ -375,7 +375,11 @@ def test_pyramid_mode_of_four_cubes_in_registers(dtype, sparse, layout, num_leve
     # its own palette of 1..40 labels (zero and negatives included, so
     # sparse blocks empty out and signed ties go to the most negative),
     # which gives every pass count, both sides of the limit and many ties;
-    # edge blocks (shape not a multiple of 4) take the general path.
+    # edge blocks (shape not a multiple of 4) take the general path. 64-bit
+    # labels sharing a high half in a block are counted on their low halves:
+    # blocks get a high half of their own (0, 5, top bit or negative) or one
+    # per voxel, and low halves about 2^31 and 2^32 - 1 (which order as
+    # unsigned even in signed labels).
     rng = np.random.default_rng([num_levels, len(layout), sparse, np.dtype(dtype).itemsize])
     shape = (4 * 5 + 1, 4 * 3 + 2, 4 * 9 + 3)
     blocks = tuple(-(-s // 4) for s in shape)
@@ -385,7 +389,17 @@ def test_pyramid_mode_of_four_cubes_in_registers(dtype, sparse, layout, num_leve
     signed = np.dtype(dtype).kind == "i"
     palette = rng.permutation(np.arange(-8 if signed else 0, 60)).astype(dtype)
     palette[rng.random(palette.size) < 0.1] = 0
+    wide = np.dtype(dtype).itemsize == 8
+    if wide:
+        palette[rng.choice(palette.size, 4, replace=False)] = np.array([2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1],
+                                                                       np.int64).astype(dtype)
     image = palette[picks]
+    if wide:
+        highs = rng.choice(np.array([0, 5, -3 if signed else 2**31 + 3, -1], np.int64), blocks)
+        high = highs.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:shape[0], :shape[1], :shape[2]]
+        high = np.where(high == -1, rng.integers(0, 2, shape), high).astype(dtype)
+        with np.errstate(over="ignore"):
+            image = image + (high << dtype(32))
     view = with_layout(image, layout) if layout != "Fpad" else pair_layout(image, "Fpad")
     levels = checked_pyramid(view, (2, 2, 2), num_levels, method="mode", sparse=sparse)
     for k, level in enumerate(levels, start=1):

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Levels 1 and 2 of an exact 2x2x2 mode pyramid of 64- and 32-bit labels,
 // one whole 4x4x4 block at a time: its sixteen rows of four labels are
-// sixteen AVX2 vectors (eight for 32-bit labels), so the block is read once, tested for uniformity in a few
+// sixteen AVX2 vectors (eight for 32-bit labels, and for 64-bit ones that
+// share their high half), so the block is read once, tested for uniformity in a few
 // instructions (most blocks of a segmentation are uniform), and otherwise
 // counted one distinct label per pass: a compare of all sixteen rows gives
 // the label's count in each level-1 sub-block (summed in vectors, which
@@ -97,6 +98,69 @@ struct CubeTally {
   }
 };
 
+// The passes of FourCubeModes64 (below) over 32-bit lanes: for 32-bit labels, and
+// for 64-bit ones whose high halves are all `high` (most blocks: labels
+// rarely pass 2^32, and never within one block by much), half the vectors
+// per pass. A vector holds two rows, (z, y) and (z, y + 1), so group
+// g = 2 dz + dy is two vectors, rows y = 2 dy, 2 dy + 1 of z = 2 dz and of
+// z = 2 dz + 1; one hit bit per voxel, bit 8 k + 4 h + x for row h of
+// vector k. `bits` is p[0]; `flip` makes the low halves compare as signed
+// lanes in the labels' order (the top bit, unless 32-bit signed labels).
+template <typename V, bool kSparse>
+inline int CubePasses32(const __m256i* r, const V* p, int64_t s0, int64_t s1, uint64_t bits, uint32_t flip_bit,
+                        uint64_t high, V* l1, V& l2, HistogramBin<V>* bins, size_t& len) {
+  __m256i v = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(bits)));
+  const __m256i flip = _mm256_set1_epi32(static_cast<int>(flip_bit));
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i best_count[4], best[4];
+  for (int g = 0; g < 4; ++g) {
+    best_count[g] = zero;
+    best[g] = flip;
+  }
+  CubeTally<V> tally;
+  uint64_t live = ~uint64_t{0};
+  len = 0;
+  for (int pass = 0;; ++pass) {
+    if (pass == kCubeMaxPasses) return -1;
+    const V value = static_cast<V>(bits);
+    const __m256i flipped = _mm256_xor_si256(v, flip);
+    const __m256i counts = kSparse && IsZero(value) ? zero : _mm256_set1_epi32(-1);
+    uint64_t hit = 0;
+    for (int g = 0; g < 4; ++g) {
+      const __m256i e0 = _mm256_cmpeq_epi32(r[2 * g], v), e1 = _mm256_cmpeq_epi32(r[2 * g + 1], v);
+      hit |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(e0))) << (16 * g);
+      hit |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(e1))) << (16 * g + 8);
+      // Rows summed per x, then x pairs: sub-block dx in lanes 2 dx, 2 dx + 1.
+      __m256i sum = _mm256_and_si256(_mm256_add_epi32(e0, e1), counts);
+      sum = _mm256_add_epi32(sum, _mm256_permute2x128_si256(sum, sum, 1));
+      sum = _mm256_add_epi32(sum, _mm256_shuffle_epi32(sum, 0xB1));
+      const __m256i tie = _mm256_and_si256(_mm256_and_si256(_mm256_cmpeq_epi32(sum, best_count[g]),
+                                                            _mm256_cmpgt_epi32(zero, sum)),
+                                           _mm256_cmpgt_epi32(best[g], flipped));
+      const __m256i take = _mm256_or_si256(_mm256_cmpgt_epi32(best_count[g], sum), tie);
+      best[g] = _mm256_blendv_epi8(best[g], flipped, take);
+      best_count[g] = _mm256_blendv_epi8(best_count[g], sum, take);
+    }
+    live &= ~hit;
+    const uint64_t seen = static_cast<uint64_t>(__builtin_popcountll(hit));
+    tally.Add(bits, kSparse && IsZero(value) ? 0 : seen, bins, len);
+    if (live == 0) break;
+    const int b = __builtin_ctzll(live), k = b >> 3, h = (b >> 2) & 1;
+    bits = static_cast<uint64_t>(p[(2 * (k >> 2) + (k & 1)) * s0 + (2 * ((k >> 1) & 1) + h) * s1 + (b & 3)]);
+    v = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(bits)));
+  }
+  for (int g = 0; g < 4; ++g) {
+    // A sub-block with nothing counted (sparse, all zero) keeps label 0:
+    // `high` is 0 then, as zero is in the block.
+    alignas(32) uint32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_xor_si256(best[g], flip));
+    l1[2 * g] = static_cast<V>(high | lanes[0]);
+    l1[2 * g + 1] = static_cast<V>(high | lanes[2]);
+  }
+  l2 = static_cast<V>(tally.mode);
+  return 1;
+}
+
 // Modes of levels 1 and 2 of the whole 4x4x4 block of 64-bit labels at p
 // (axis strides s0, s1 and 1, in elements). Returns 0 if the block is
 // uniform (only l2 written: its label); 1 with l1 (the modes of the eight
@@ -125,6 +189,20 @@ inline int FourCubeModes64(const V* p, int64_t s0, int64_t s1, V* l1, V& l2, His
   if (_mm256_testz_si256(diff, diff)) {
     l2 = p[0];
     return 0;
+  }
+  const __m256i high = _mm256_set1_epi64x(static_cast<long long>(~uint64_t{0} << 32));
+  if (_mm256_testz_si256(diff, high)) {
+    // One high half: the low halves, packed into the 32-bit layout (vector
+    // k is rows i = 2 (k & 1) and i + 1 of group 2 (k >> 2) + ((k >> 1) & 1)),
+    // decide; they order as unsigned, signed labels or not.
+    __m256i n[8];
+    for (int k = 0; k < 8; ++k) {
+      const int i = 4 * (2 * (k >> 2) + ((k >> 1) & 1)) + 2 * (k & 1);
+      const __m256 lows = _mm256_shuffle_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]), 0x88);
+      n[k] = _mm256_permute4x64_epi64(_mm256_castps_si256(lows), 0xD8);
+    }
+    return CubePasses32<V, kSparse>(n, p, s0, s1, bits, uint32_t{1} << 31, bits & (~uint64_t{0} << 32), l1, l2,
+                                    bins, len);
   }
   // Labels compare as signed 64-bit lanes: unsigned ones with the top bit flipped.
   const __m256i flip = _mm256_set1_epi64x(std::is_signed_v<V> ? 0 : static_cast<long long>(uint64_t{1} << 63));
@@ -183,10 +261,7 @@ inline int FourCubeModes64(const V* p, int64_t s0, int64_t s1, V* l1, V& l2, His
   return 1;
 }
 
-// FourCubeModes64 for 32-bit labels: a vector holds two rows, (z, y) and
-// (z, y + 1), so group g = 2 dz + dy is two vectors, rows y = 2 dy, 2 dy + 1
-// of z = 2 dz and of z = 2 dz + 1; one hit bit per voxel, bit 8 k + 4 h + x
-// for row h of vector k.
+// FourCubeModes64 for 32-bit labels.
 template <typename V, bool kSparse>
 inline int FourCubeModes32(const V* p, int64_t s0, int64_t s1, V* l1, V& l2, HistogramBin<V>* bins, size_t& len) {
   __m256i r[8];
@@ -194,61 +269,16 @@ inline int FourCubeModes32(const V* p, int64_t s0, int64_t s1, V* l1, V& l2, His
     const V* row = p + (2 * (k >> 2) + (k & 1)) * s0 + 2 * ((k >> 1) & 1) * s1;
     r[k] = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(row + s1), reinterpret_cast<const __m128i*>(row));
   }
-  uint32_t bits = static_cast<uint32_t>(p[0]);
-  __m256i v = _mm256_set1_epi32(static_cast<int>(bits));
+  const uint32_t first = static_cast<uint32_t>(p[0]);
+  const __m256i v = _mm256_set1_epi32(static_cast<int>(first));
   __m256i diff = _mm256_xor_si256(r[0], v);
   for (int k = 1; k < 8; ++k) diff = _mm256_or_si256(diff, _mm256_xor_si256(r[k], v));
   if (_mm256_testz_si256(diff, diff)) {
     l2 = p[0];
     return 0;
   }
-  const __m256i flip = _mm256_set1_epi32(std::is_signed_v<V> ? 0 : static_cast<int>(uint32_t{1} << 31));
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i best_count[4], best[4];
-  for (int g = 0; g < 4; ++g) {
-    best_count[g] = zero;
-    best[g] = flip;
-  }
-  CubeTally<V> tally;
-  uint64_t live = ~uint64_t{0};
-  len = 0;
-  for (int pass = 0;; ++pass) {
-    if (pass == kCubeMaxPasses) return -1;
-    const V value = static_cast<V>(bits);
-    const __m256i flipped = _mm256_xor_si256(v, flip);
-    const __m256i counts = kSparse && IsZero(value) ? zero : _mm256_set1_epi32(-1);
-    uint64_t hit = 0;
-    for (int g = 0; g < 4; ++g) {
-      const __m256i e0 = _mm256_cmpeq_epi32(r[2 * g], v), e1 = _mm256_cmpeq_epi32(r[2 * g + 1], v);
-      hit |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(e0))) << (16 * g);
-      hit |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(e1))) << (16 * g + 8);
-      // Rows summed per x, then x pairs: sub-block dx in lanes 2 dx, 2 dx + 1.
-      __m256i sum = _mm256_and_si256(_mm256_add_epi32(e0, e1), counts);
-      sum = _mm256_add_epi32(sum, _mm256_permute2x128_si256(sum, sum, 1));
-      sum = _mm256_add_epi32(sum, _mm256_shuffle_epi32(sum, 0xB1));
-      const __m256i tie = _mm256_and_si256(_mm256_and_si256(_mm256_cmpeq_epi32(sum, best_count[g]),
-                                                            _mm256_cmpgt_epi32(zero, sum)),
-                                           _mm256_cmpgt_epi32(best[g], flipped));
-      const __m256i take = _mm256_or_si256(_mm256_cmpgt_epi32(best_count[g], sum), tie);
-      best[g] = _mm256_blendv_epi8(best[g], flipped, take);
-      best_count[g] = _mm256_blendv_epi8(best_count[g], sum, take);
-    }
-    live &= ~hit;
-    const uint64_t seen = static_cast<uint64_t>(__builtin_popcountll(hit));
-    tally.Add(static_cast<uint64_t>(value), kSparse && IsZero(value) ? 0 : seen, bins, len);
-    if (live == 0) break;
-    const int b = __builtin_ctzll(live), k = b >> 3, h = (b >> 2) & 1;
-    bits = static_cast<uint32_t>(p[(2 * (k >> 2) + (k & 1)) * s0 + (2 * ((k >> 1) & 1) + h) * s1 + (b & 3)]);
-    v = _mm256_set1_epi32(static_cast<int>(bits));
-  }
-  for (int g = 0; g < 4; ++g) {
-    alignas(32) uint32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_xor_si256(best[g], flip));
-    l1[2 * g] = static_cast<V>(lanes[0]);
-    l1[2 * g + 1] = static_cast<V>(lanes[2]);
-  }
-  l2 = static_cast<V>(tally.mode);
-  return 1;
+  return CubePasses32<V, kSparse>(r, p, s0, s1, static_cast<uint64_t>(p[0]),
+                                  std::is_signed_v<V> ? 0 : uint32_t{1} << 31, 0, l1, l2, bins, len);
 }
 
 // FourCubeModes64 or FourCubeModes32, by the size of the labels.

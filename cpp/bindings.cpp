@@ -135,8 +135,8 @@ void Downsample(const InArray& src, OutArray& dst, const std::vector<int64_t>& f
   }
 }
 
-// Levels 1..K of an accumulating method in one pass: dsts[k-1] receives the
-// reduction of every f^k block of `src`.
+// Levels 1..K in one pass: dsts[k-1] receives the reduction of every f^k
+// block of `src`.
 void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<int64_t>& factors,
              int method, bool sparse, int rounding, int threads) {
   threads = ResolveThreads(threads);
@@ -167,7 +167,7 @@ void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<
   const bool histogram = method == static_cast<int>(Method::kMode) ||
                          method == static_cast<int>(Method::kMedian);
   if (!Normalize(g, &extra)) return;
-  if (!histogram) FoldLanes(g, &extra);
+  if (!histogram && method != static_cast<int>(Method::kStride)) FoldLanes(g, &extra);
   std::vector<LevelGeometry> levels(num_levels + 1);
   for (int j = 0; j <= num_levels; ++j) {
     LevelGeometry& L = levels[j];

@@ -13,6 +13,7 @@
 #include "mipmaker/reducers.h"
 #include "mipmaker/short_pyramid.h"
 #include "mipmaker/short_rows.h"
+#include "mipmaker/stride_pyramid.h"
 #include "mipmaker/tinybrain_rules.h"
 
 namespace mipmaker {
@@ -59,6 +60,11 @@ template <typename T>
 void RunStride(const void* in, void* out, const Geometry& g, Rounding, WorkRange w) {
   StrideKernel<T>(static_cast<const T*>(in), static_cast<T*>(out), g, w);
 }
+template <typename T>
+void RunStridePyramid(const void* in, const Geometry& g, const LevelGeometry* levels, int num_levels,
+                      int64_t chunk, int64_t b, int64_t e, Rounding) {
+  StridePyramidKernel<T>(static_cast<const T*>(in), g, levels, num_levels, chunk, b, e);
+}
 template <typename U>
 void RunTinybrain(const void* in, void* out, const Geometry& g, TinybrainRule rule, int64_t b,
                   int64_t e) {
@@ -86,6 +92,7 @@ void FillTier(KernelTable& t, int d) {
   k[mode][d][0][kTier] = RunGather<T, false, ModeReducer>;
   k[mode][d][1][kTier] = RunGather<T, true, ModeReducer>;
   k[stride][d][0][kTier] = RunStride<T>;
+  p[stride][d][0][kTier] = RunStridePyramid<T>;
   if constexpr (!IsComplex<T>::value) {  // min, max, median need an order
     p[median][d][0][kTier] = RunHistogramPyramid<T, true, false>;
     p[median][d][1][kTier] = RunHistogramPyramid<T, true, true>;

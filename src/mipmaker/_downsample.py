@@ -29,16 +29,18 @@ def _run(arr, factors, method_index, sparse, rounding, threads, out=None):
 
 
 # Methods whose levels the core can fuse into one pass, exact at every level:
-# accumulators for mean, min and max; merged block histograms for mode and median.
-_FUSABLE = tuple(v.METHODS.index(m) for m in ("mean", "min", "max", "mode", "median"))
+# accumulators for mean, min and max; merged block histograms for mode and
+# median; for stride, each level's rows copied from level 1's while in cache.
+_FUSABLE = tuple(v.METHODS.index(m) for m in ("mean", "min", "max", "mode", "median", "stride"))
 _RECURSION_IS_EXACT = (v.METHODS.index("min"), v.METHODS.index("max"))
+_STRIDE = v.METHODS.index("stride")
 _MAX_FUSED = 16  # levels per fused core call (kMaxLevels in types.h)
 
 
 def _levels(arr, factors, num_levels, method_index, sparse, rounding, threads):
     """Levels 1..num_levels, level k the reduction of each factors**k block of `arr`.
 
-    Every method but stride is fused: the input is read once for up to 16 levels.
+    Every method is fused: the input is read once for up to 16 levels.
     """
     if num_levels == 0:
         return []
@@ -173,7 +175,7 @@ def pyramid(
     exact = v.flag(exact, "exact")
     m = v.method(method, arr.dtype, sparse)
     n = v.threads(threads)
-    if exact or m in _RECURSION_IS_EXACT:
+    if exact or m in _RECURSION_IS_EXACT or m == _STRIDE:
         return _levels(arr, f, levels, m, sparse, v.ROUND_HALF_EVEN, n)
     out = []
     source = arr

@@ -23,7 +23,7 @@ using TinybrainFn = void (*)(const void* in, void* out, const Geometry& g, Tinyb
                              int64_t item_begin, int64_t item_end);
 
 // Fused pyramid: levels[0] is the input, levels 1..num_levels the outputs;
-// work items as in pyramid.h (mean, min, max) or histogram_pyramid.h (mode,
+// work items as in pyramid.h (mean, min, max, stride) or histogram_pyramid.h (mode,
 // median: one per top-level voxel).
 using PyramidFn = void (*)(const void* in, const Geometry& g, const LevelGeometry* levels,
                            int num_levels, int64_t chunk, int64_t item_begin, int64_t item_end,
@@ -35,7 +35,7 @@ struct KernelTable {
   // (e.g. median of complex).
   DownsampleFn downsample[kNumMethods][kNumDTypes][2][3];
   // [method][dtype][sparse][tier]: fused accumulators for mean, min and max,
-  // histogram merging for mode and median; none for stride.
+  // histogram merging for mode and median, row copies for stride.
   PyramidFn pyramid[kNumMethods][kNumDTypes][2][3];
   // Indexed by log2 of the element size (1..16 bytes).
   TinybrainFn tinybrain[5];

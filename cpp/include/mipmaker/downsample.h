@@ -478,6 +478,21 @@ inline void StrideRow(const T* __restrict p, T* __restrict q, int64_t step_rt, i
   }
 }
 
+// One output row of stride from a source row (`step` elements apart) into
+// a row `os` apart; the common contiguous steps as constants.
+template <typename T>
+inline void StrideRowAny(const T* p, T* q, int64_t step, int64_t os, int64_t begin, int64_t end) {
+  if (os == 1 && step == 2) {
+    StrideRow<T, 2>(p, q, step, os, begin, end);
+  } else if (os == 1 && step == 3) {
+    StrideRow<T, 3>(p, q, step, os, begin, end);
+  } else if (os == 1 && step == 4) {
+    StrideRow<T, 4>(p, q, step, os, begin, end);
+  } else {
+    StrideRow<T, 0>(p, q, step, os, begin, end);
+  }
+}
+
 // stride: the origin sample of every block.
 template <typename T>
 void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
@@ -503,15 +518,7 @@ void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
     T* q = out + out_off;
     const int64_t b = w.inner_begin, e = w.inner_end;
     if (ahead != 0) PrefetchL2(p, ahead, b * step, e * step);
-    if (os == 1 && step == 2) {
-      StrideRow<T, 2>(p, q, step, os, b, e);
-    } else if (os == 1 && step == 3) {
-      StrideRow<T, 3>(p, q, step, os, b, e);
-    } else if (os == 1 && step == 4) {
-      StrideRow<T, 4>(p, q, step, os, b, e);
-    } else {
-      StrideRow<T, 0>(p, q, step, os, b, e);
-    }
+    StrideRowAny(p, q, step, os, b, e);
   }
 }
 

@@ -27,6 +27,14 @@ namespace {
 using InArray = nb::ndarray<nb::ro, nb::device::cpu>;
 using OutArray = nb::ndarray<nb::device::cpu>;
 
+// Methods whose kernels keep running sums or extrema, which may fold a short
+// contiguous last axis into SIMD lanes (view.h's FoldLanes); the mode,
+// median and stride kernels take the geometry unfolded.
+bool Accumulating(int method) {
+  return method == static_cast<int>(Method::kMean) || method == static_cast<int>(Method::kMin) ||
+         method == static_cast<int>(Method::kMax);
+}
+
 DType ToDType(const nb::dlpack::dtype& t) {
   using Code = nb::dlpack::dtype_code;
   if (t.lanes != 1) throw nb::type_error("vector dtypes are not supported");
@@ -110,10 +118,7 @@ void Downsample(const InArray& src, OutArray& dst, const std::vector<int64_t>& f
   if (!Normalize(g)) return;  // empty output
   const KernelTable& table = ActiveKernelTable();
   const int64_t block = g.BlockSize();
-  const bool accumulating = method == static_cast<int>(Method::kMean) ||
-                            method == static_cast<int>(Method::kMin) ||
-                            method == static_cast<int>(Method::kMax);
-  if (accumulating) FoldLanes(g);
+  if (Accumulating(method)) FoldLanes(g);
   const int dt = static_cast<int>(dtype);
   const int tier = table.tier[dt](block, method == static_cast<int>(Method::kMean));
   const DownsampleFn fn = table.downsample[method][dt][sparse ? 1 : 0][tier];
@@ -167,7 +172,7 @@ void Pyramid(const InArray& src, std::vector<OutArray>& dsts, const std::vector<
   const bool histogram = method == static_cast<int>(Method::kMode) ||
                          method == static_cast<int>(Method::kMedian);
   if (!Normalize(g, &extra)) return;
-  if (!histogram && method != static_cast<int>(Method::kStride)) FoldLanes(g, &extra);
+  if (Accumulating(method)) FoldLanes(g, &extra);
   std::vector<LevelGeometry> levels(num_levels + 1);
   for (int j = 0; j <= num_levels; ++j) {
     LevelGeometry& L = levels[j];

@@ -21,6 +21,13 @@ bool CpuHas(const std::string& isa) {
            __builtin_cpu_supports("bmi2");
   }
 #endif
+#if defined(MIPMAKER_BUILT_AVX512) && (defined(__GNUC__) || defined(__clang__))
+  if (isa == "avx512") {
+    __builtin_cpu_init();
+    return CpuHas("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }
+#endif
   return false;
 }
 
@@ -29,6 +36,9 @@ const KernelTable* TableFor(const std::string& isa) {
   if (isa == "scalar") return &scalar::GetKernelTable();
 #ifdef MIPMAKER_BUILT_AVX2
   if (isa == "avx2") return &avx2::GetKernelTable();
+#endif
+#ifdef MIPMAKER_BUILT_AVX512
+  if (isa == "avx512") return &avx512::GetKernelTable();
 #endif
   return nullptr;
 }
@@ -52,7 +62,7 @@ std::atomic<const KernelTable*>& Active() {
 
 std::vector<std::string> AvailableIsas() {
   std::vector<std::string> out;
-  for (const char* isa : {"scalar", "avx2"}) {
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
     if (TableFor(isa) != nullptr) out.emplace_back(isa);
   }
   return out;

@@ -136,13 +136,14 @@ SMALL_BLOCKS = [(2, 2, 2), (2, 2, 1), (3, 3, 3), (4, 4, 1), (3, 3, 1), (2, 2, 4)
 def small_block_image(factors, dtype_id, layout, seed):
     """Labels 0..3 whose row along memory goes from uniform blocks to noise.
 
-    The row along memory (axis 0 for layout "F", else the last) holds 70
-    blocks, enough for whole SIMD groups of 32 u8 lanes, and ends in a
-    partial block; so do the other two axes (2 blocks each).
+    The row along memory (axis 0 for layout "F", else the last) holds 130
+    blocks, two whole SIMD groups of 64 u8 lanes (AVX-512; four of 32 with
+    AVX2) and a scalar tail, and ends in a partial block; so do the other
+    two axes (2 blocks each).
     """
     rng = np.random.default_rng(seed)
     long_axis = 0 if layout == "F" else 2
-    blocks = [70 if d == long_axis else 2 for d in range(3)]
+    blocks = [130 if d == long_axis else 2 for d in range(3)]
     shape = tuple(f * b + 1 for f, b in zip(factors, blocks))
     coarse = rng.integers(0, 4, [b + 1 for b in blocks])
     blocky = coarse.repeat(factors[0], 0).repeat(factors[1], 1).repeat(factors[2], 2)

@@ -4,6 +4,8 @@ The default ISA runs the whole suite; here each available one (the portable
 scalar build always among them) is forced in turn on a randomized sweep.
 """
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +17,7 @@ from reference import ref_downsample, ref_pyramid, ref_tb_mode_2x2, ref_tb_mode_
 from test_downsample import small_block_image
 
 ISAS = _core.available_isas()
+DEFAULT_ISA = _core.isa()
 DTYPES = [np.uint8, np.int16, np.uint32, np.int64, np.uint64, np.float32, np.float64, np.bool_]
 
 
@@ -30,6 +33,13 @@ def test_scalar_build_is_always_available():
     assert "scalar" in ISAS
     assert _core.isa() in ISAS
     assert not _core.force_isa("no-such-isa")
+
+
+@pytest.mark.skipif(bool(os.environ.get("MIPMAKER_ISA")), reason="MIPMAKER_ISA chooses the build")
+def test_default_is_the_widest_build_the_cpu_runs():
+    # available_isas() lists the builds this CPU runs from the narrowest up.
+    assert ISAS[0] == "scalar"
+    assert DEFAULT_ISA == ISAS[-1]
 
 
 @st.composite
@@ -223,3 +233,24 @@ def test_isa_blocks_up_to_32(isa, method, factors, dtype_id, layout):
     for sparse in (False, True):
         got = mipmaker.downsample(view, factors, method=method, sparse=sparse)
         np.testing.assert_array_equal(got, ref_downsample(image, factors, method, sparse=sparse))
+
+
+@pytest.mark.parametrize("method", ["mode", "median"])
+@pytest.mark.parametrize("factors", [(4, 4, 1), (3, 3, 3)], ids=lambda f: "x".join(map(str, f)))
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int32, np.uint64, np.int64], ids=lambda d: np.dtype(d).str[1:])
+def test_isa_sorted_blocks_with_extreme_labels(isa, method, factors, dtype):
+    # Blocks of 16 and 27 values are sorted in SIMD lanes by an unrolled
+    # network (medians; modes where the ISA has min/max for the width) and
+    # scanned for the longest run: few labels, so runs tie often, drawn from
+    # the type's extremes, its sign boundary and zero. Rows of 130 blocks
+    # along memory fill whole 64-byte vectors and a scalar tail.
+    info = np.iinfo(dtype)
+    palette = np.array(sorted({info.min, info.min + 1, -1 if info.min < 0 else 1, 0, 2,
+                               info.max // 2, info.max // 2 + 1, info.max}), dtype=dtype)
+    rng = np.random.default_rng([len(isa), sum(factors), np.dtype(dtype).itemsize])
+    shape = (factors[0] * 130 + 1, factors[1] * 2, factors[2] * 2)
+    for k in (2, 3, len(palette)):
+        image = np.asfortranarray(rng.choice(palette[rng.permutation(len(palette))[:k]], shape))
+        for sparse in (False, True):
+            got = mipmaker.downsample(image, factors, method=method, sparse=sparse)
+            np.testing.assert_array_equal(got, ref_downsample(image, factors, method, sparse=sparse))

@@ -49,11 +49,14 @@ const KernelTable& GetKernelTable();
 namespace avx2 {
 const KernelTable& GetKernelTable();
 }
+namespace avx512 {
+const KernelTable& GetKernelTable();
+}
 
 // The table in use: the best the CPU supports unless MIPMAKER_ISA or
 // ForceIsa says otherwise.
 const KernelTable& ActiveKernelTable();
-// Selects an ISA by name ("scalar", "avx2"); false if not built or the CPU
+// Selects an ISA by name ("scalar", "avx2", "avx512"); false if not built or the CPU
 // lacks it.
 bool ForceIsa(const std::string& name);
 std::vector<std::string> AvailableIsas();

@@ -407,9 +407,9 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   const SortingNetwork net(kSmallMedian && small ? static_cast<int>(slot) : 1);
   const int64_t budget = small ? (slot <= 8 ? 2048 : 8192) : (int64_t{1} << 20);
   int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.inner_end - w.inner_begin, budget / slot));
-  // Whole SIMD groups (up to 32 lanes for u8): a chunk's leftover blocks go
-  // through the scalar tail.
-  if (small && chunk > 32) chunk -= chunk % 32;
+  // Whole SIMD groups (up to kVectorBytes lanes for u8): a chunk's leftover
+  // blocks go through the scalar tail.
+  if (small && chunk > kVectorBytes) chunk -= chunk % kVectorBytes;
   std::vector<V> vals(static_cast<size_t>(chunk * slot));
   std::vector<int64_t> fill(chunk);
   std::vector<uint8_t> saw_nan(chunk);
@@ -444,11 +444,26 @@ void GatherKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
           });
           T* q = o + i0 * os;
           if constexpr (kSmallMedian) {
-            SmallMedianBlocks<T, kSparse>(vals.data(), full, q, os, static_cast<int>(slot), net);
+            // Networks unrolled for the common blocks: 2x2, 2x2x2, 4x4, 3x3x3.
+            if (slot == 4) {
+              SmallMedianBlocks<T, kSparse, 4>(vals.data(), full, q, os, 4, net);
+            } else if (slot == 8) {
+              SmallMedianBlocks<T, kSparse, 8>(vals.data(), full, q, os, 8, net);
+            } else if (slot == 16) {
+              SmallMedianBlocks<T, kSparse, 16>(vals.data(), full, q, os, 16, net);
+            } else if (slot == 27) {
+              SmallMedianBlocks<T, kSparse, 27>(vals.data(), full, q, os, 27, net);
+            } else {
+              SmallMedianBlocks<T, kSparse>(vals.data(), full, q, os, static_cast<int>(slot), net);
+            }
           } else if (slot == 4) {
             SmallModeBlocks<T, kSparse, 4>(vals.data(), full, q, os);
           } else if (slot == 8) {
             SmallModeBlocks<T, kSparse, 8>(vals.data(), full, q, os);
+          } else if (slot == 16) {
+            SmallModeBlocks<T, kSparse, 16>(vals.data(), full, q, os);
+          } else if (slot == 27) {
+            SmallModeBlocks<T, kSparse, 27>(vals.data(), full, q, os);
           } else {
             SmallModeBlocks<T, kSparse, 0>(vals.data(), full, q, os, static_cast<int>(slot));
           }
@@ -493,19 +508,28 @@ inline void StrideRowAny(const T* p, T* q, int64_t step, int64_t os, int64_t beg
   }
 }
 
+// Elements from one sampled row of stride to the next one read (0: no
+// prefetch). Blocks that skip rows (a factor above 1 on the axis above) read
+// every f-th row: the hardware prefetcher stops at the 4 KiB page ends
+// between them, so the next row read is prefetched into L2 by hand (u8 F
+// 2048^2x64: stride 2 14.8 -> 9.4 ms, stride 4 7.7 -> 4.7 ms). Only where the
+// row's samples touch every cache line on the way (a step of 64 bytes or
+// less).
+template <typename T>
+inline int64_t StrideRowsAhead(const Geometry& g) {
+  const int last = g.rank - 1;
+  const int64_t step = g.factors[last] * g.in_strides[last];
+  const bool skips = g.rank >= 2 && g.factors[last - 1] > 1 && step > 0 && step * int64_t{sizeof(T)} <= 64;
+  return skips ? g.factors[last - 1] * g.in_strides[last - 1] : 0;
+}
+
 // stride: the origin sample of every block.
 template <typename T>
 void StrideKernel(const T* in, T* out, const Geometry& g, WorkRange w) {
   const int last = g.rank - 1;
   const int64_t step = g.factors[last] * g.in_strides[last];
   const int64_t os = g.out_strides[last];
-  // Blocks that skip rows (a factor above 1 on the axis above) read every
-  // f-th row: the hardware prefetcher stops at the 4 KiB page ends between
-  // them, so the next row read is prefetched into L2 by hand (u8 F 2048^2x64:
-  // stride 2 14.8 -> 9.4 ms, stride 4 7.7 -> 4.7 ms). Only where the row's
-  // samples touch every cache line on the way (`step` of 64 bytes or less).
-  const bool skips = g.rank >= 2 && g.factors[last - 1] > 1 && step > 0 && step * int64_t{sizeof(T)} <= 64;
-  const int64_t ahead = skips ? g.factors[last - 1] * g.in_strides[last - 1] : 0;
+  const int64_t ahead = StrideRowsAhead<T>(g);
   for (int64_t outer = w.outer_begin; outer < w.outer_end; ++outer) {
     int64_t rest = outer, in_off = 0, out_off = 0;
     for (int d = last - 1; d >= 0; --d) {

@@ -12,38 +12,12 @@
 #include <type_traits>
 
 #include "mipmaker/element.h"
+#include "mipmaker/isa.h"
 #include "mipmaker/small_mode.h"
+#include "mipmaker/sorting_network.h"
 
 namespace mipmaker {
 namespace MIPMAKER_ISA {
-
-// Comparators (lo, hi) that sort n <= kMaxSmallMode values: Batcher's
-// odd-even merge sort for the next power of two, minus every comparator that
-// touches an index >= n. Those would compare against +infinity pads at the
-// end, which no comparator moves, so the rest sorts the n values. 191
-// comparators for 32 values, 19 for 8.
-struct SortingNetwork {
-  uint8_t lo[256], hi[256];
-  int size = 0;
-  explicit SortingNetwork(int n) {
-    int p2 = 1;
-    while (p2 < n) p2 <<= 1;
-    for (int p = 1; p < p2; p <<= 1) {
-      for (int k = p; k >= 1; k >>= 1) {
-        for (int j = k % p; j + k < p2; j += 2 * k) {
-          for (int i = 0; i < std::min(k, p2 - j - k); ++i) {
-            const int a = i + j, b = i + j + k;
-            if (a / (2 * p) == b / (2 * p) && b < n) {
-              lo[size] = static_cast<uint8_t>(a);
-              hi[size] = static_cast<uint8_t>(b);
-              ++size;
-            }
-          }
-        }
-      }
-    }
-  }
-};
 
 // One block at a time; the portable path and the SIMD path's leftover blocks.
 // Sparse: zeros become the type's maximum, so they sort last, and the median
@@ -76,16 +50,18 @@ inline void SmallMedianBlocksScalar(const typename Element<T>::Value* v, int64_t
 }
 
 #if defined(MIPMAKER_HAVE_AVX2)
-// 32 bytes of blocks per step: 32 u8 blocks, or 4 u64 blocks. GCC lowers the
-// min/max selects to vpminu*/vpmax* (a compare and blend for 64-bit lanes).
-template <typename T, bool kSparse>
+// kVectorBytes of blocks per step: 32 u8 blocks, or 4 u64 blocks (64 and 8 in
+// the AVX-512 build). GCC lowers the min/max selects to vpminu*/vpmaxu* (in
+// AVX2 a compare and blend for 64-bit lanes; AVX-512 has vpminuq).
+template <typename T, bool kSparse, int kN = 0>
 inline void SmallMedianBlocks(const typename Element<T>::Value* v, int64_t m, T* out, int64_t os, int n,
                               const SortingNetwork& net) {
   using V = typename Element<T>::Value;
   using S = std::make_signed_t<V>;
-  typedef V UV __attribute__((vector_size(32)));
-  typedef S SV __attribute__((vector_size(32)));
-  constexpr int kW = 32 / sizeof(V);
+  typedef V UV __attribute__((vector_size(kVectorBytes)));
+  typedef S SV __attribute__((vector_size(kVectorBytes)));
+  constexpr int kW = kVectorBytes / sizeof(V);
+  if constexpr (kN > 0) n = kN;
   if (n < 2 || n > kMaxSmallMode) __builtin_unreachable();
   int64_t i0 = 0;
   for (; i0 + kW <= m; i0 += kW) {
@@ -99,10 +75,10 @@ inline void SmallMedianBlocks(const typename Element<T>::Value* v, int64_t m, T*
         x[j] = zero ? UV{} + std::numeric_limits<V>::max() : x[j];
       }
     }
-    for (int c = 0; c < net.size; ++c) {
-      const UV a = x[net.lo[c]], b = x[net.hi[c]];
-      x[net.lo[c]] = a < b ? a : b;
-      x[net.hi[c]] = a < b ? b : a;
+    if constexpr (kN > 0) {
+      SortInLanes<kN>(x);
+    } else {
+      SortInLanes(x, net);
     }
     UV med;
     if constexpr (kSparse) {
@@ -122,7 +98,7 @@ inline void SmallMedianBlocks(const typename Element<T>::Value* v, int64_t m, T*
   if (i0 < m) SmallMedianBlocksScalar<T, kSparse>(v + i0, m - i0, out + i0 * os, os, m, n, net);
 }
 #else
-template <typename T, bool kSparse>
+template <typename T, bool kSparse, int kN = 0>
 inline void SmallMedianBlocks(const typename Element<T>::Value* v, int64_t m, T* out, int64_t os, int n,
                               const SortingNetwork& net) {
   SmallMedianBlocksScalar<T, kSparse>(v, m, out, os, m, n, net);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Mode of many small blocks at once (2x2, 2x2x2, 3x3x3, 4x4: up to 32 values):
-// pairwise equality counts and a select chain, across blocks in SIMD lanes.
+// pairwise equality counts and a select chain, or for 4x4 and 3x3x3 blocks a
+// sorting network and a run count, across blocks in SIMD lanes.
 // Values arrive block-position-major: v[j * m + i] is value j of block i.
 #pragma once
 
@@ -9,15 +10,65 @@
 #include <type_traits>
 
 #include "mipmaker/element.h"
+#include "mipmaker/isa.h"
+#include "mipmaker/sorting_network.h"
 
 namespace mipmaker {
 namespace MIPMAKER_ISA {
 
-// The largest block (in values) that the pairwise-count path takes. It costs
-// n(n-1)/2 vector compares per SIMD group of blocks, which beats sorting each
-// block up to about this size (u64 random labels, 3x3x3, 27 values: 34 MVx/s
-// sorting, 206-230 counting pairs, compare.py).
+// The largest block (in values) that the SIMD paths take. Counting pairs
+// costs n(n-1)/2 vector compares per SIMD group of blocks, which beats
+// sorting each block one at a time up to about this size (u64 random labels,
+// 3x3x3, 27 values: 34 MVx/s sorting, 206-230 counting pairs, compare.py);
+// sorting in lanes with a network unrolled at compile time beats it from 16
+// values (kMinSortedMode).
 constexpr int kMaxSmallMode = 32;
+
+// Blocks of kN values, kN from here up (4x4, 3x3x3), sort each block in
+// its lanes with an unrolled network and take the longest run: for 27 values
+// about 150 comparators (two ops each) and 26 run steps, where counting pairs
+// takes 351 compares and adds. Not for 64-bit values without AVX-512, which
+// has no 64-bit min/max (a compare, a sign flip and two blends each).
+// Blocks held in L1, random labels, best of 100, ns per block, pairs ->
+// sorted: AVX-512 u64 16 values 21 -> 13, 27 values 51 -> 29; u32 27 values
+// 18-20 -> 12-16 (AVX2 and AVX-512), u8 5.6-6.3 -> 4.4-4.6; but AVX2 u64 27
+// values 45 -> 66.
+constexpr int kMinSortedMode = 16;
+template <typename V>
+constexpr bool SortsBlocks(int n) {
+  return n >= kMinSortedMode && (sizeof(V) < 8 || kVectorBytes >= 64);
+}
+
+// The mode of the blocks in the lanes of x(0..kN): the longest run of equal
+// values once sorted, ties to the first run (the smallest value, in V's
+// order, as the pair counts' tie rule); with kSparse zeros never win, and a
+// lane of zeros gives 0.
+template <typename V, typename SV, bool kSparse, int kN, typename X>
+inline SV SortedMode(X&& x) {
+  typedef V UV __attribute__((vector_size(sizeof(SV))));
+  UV y[kN];
+  for (int j = 0; j < kN; ++j) {
+    const SV xj = x(j);
+    std::memcpy(&y[j], &xj, sizeof(UV));
+  }
+  SortInLanes<kN>(y);
+  const SV one = SV{} + 1;
+  SV run = one, best_run = one;
+  UV best = y[0];
+  if constexpr (kSparse) best_run = (y[0] != UV{}) & one;
+  for (int j = 1; j < kN; ++j) {
+    const SV same = y[j] == y[j - 1];
+    run = same ? run + 1 : one;
+    SV take = run > best_run;
+    if constexpr (kSparse) take &= y[j] != UV{};
+    best = take ? y[j] : best;
+    best_run = take ? run : best_run;
+  }
+  if constexpr (kSparse) best = best_run == SV{} ? UV{} : best;
+  SV out;
+  std::memcpy(&out, &best, sizeof(SV));
+  return out;
+}
 
 // Mode of `m` full blocks of kN values stored block-position-major
 // (v[j * pitch + i] is value j of block i), computed for all blocks at once
@@ -25,7 +76,8 @@ constexpr int kMaxSmallMode = 32;
 // cheaper than sorting for blocks this small. NaN never equals itself, so it
 // is never counted; with `kSparse` zeros are not candidates either. A block
 // with no candidate gives NaN if it holds one, else 0. kN == 0 takes the block
-// size from `n_rt` (2..kMaxSmallMode); kN = 4 and 8 unroll fully.
+// size from `n_rt` (2..kMaxSmallMode); kN = 4 and 8 unroll fully;
+// kN >= kMinSortedMode sorts (SortedMode).
 template <typename T, bool kSparse, int kN>
 inline void SmallModeBlocksScalar(const typename Element<T>::Value* v, int64_t m, T* out, int64_t os,
                                   int64_t pitch = -1, int n_rt = kN) {
@@ -67,7 +119,9 @@ inline void SmallModeBlocksScalar(const typename Element<T>::Value* v, int64_t m
 
 
 #if defined(MIPMAKER_HAVE_AVX2)
-// GCC/Clang vector extensions: one 32-byte vector of blocks per step. Only
+// GCC/Clang vector extensions: one vector of blocks per step (kVectorBytes:
+// 32 bytes, 64 in the AVX-512 build, where the compares go to mask
+// registers and 64-bit lanes compare natively). Only
 // integer labels (and bool) come here; floats need NaN rules and take the
 // scalar path. Unsigned values are compared as signed after flipping the
 // sign bit, because AVX2 has no unsigned 64-bit compare.
@@ -79,8 +133,8 @@ inline void SmallModeBlocks(const typename Element<T>::Value* v, int64_t m, T* o
     SmallModeBlocksScalar<T, kSparse, kN>(v, m, out, os, -1, n_rt);
   } else {
     using S = std::make_signed_t<V>;
-    typedef S SV __attribute__((vector_size(32)));
-    constexpr int kW = 32 / sizeof(V);
+    typedef S SV __attribute__((vector_size(kVectorBytes)));
+    constexpr int kW = kVectorBytes / sizeof(V);
     constexpr int kCap = kN > 0 ? kN : kMaxSmallMode;
     const int n = kN > 0 ? kN : n_rt;
     // The caller guarantees it; telling GCC keeps it from warning that
@@ -106,6 +160,8 @@ inline void SmallModeBlocks(const typename Element<T>::Value* v, int64_t m, T* o
       for (int l = 0; l < kW; ++l) uniform &= same[l] != 0;
       if (uniform && !kSparse) {  // segmentations are mostly uniform blocks
         best = x0;
+      } else if constexpr (SortsBlocks<V>(kN)) {
+        best = SortedMode<V, SV, kSparse, kN>(x);
       } else {
         // Forward counts: c[j] counts x[j] among x[j..]. The first
         // occurrence of a value gets its full count and later ones less, so

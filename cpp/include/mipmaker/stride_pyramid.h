@@ -40,9 +40,7 @@ void StridePyramidKernel(const T* in, const Geometry& g, const LevelGeometry* lv
   }
   const int64_t step = g.factors[last] * g.in_strides[last];
   T* out1 = static_cast<T*>(L1.data);
-  // As StrideKernel: rows that skip rows prefetch the next one read.
-  const bool skips = g.rank >= 2 && g.factors[last - 1] > 1 && step > 0 && step * int64_t{sizeof(T)} <= 64;
-  const int64_t ahead = skips ? g.factors[last - 1] * g.in_strides[last - 1] : 0;
+  const int64_t ahead = StrideRowsAhead<T>(g);
   const int64_t chunks = (top.shape[last] + chunk - 1) / chunk;
   std::array<int64_t, kMaxRank> lo{}, hi{}, c{};
   for (int64_t item = item_begin; item < item_end; ++item) {

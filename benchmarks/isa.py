@@ -71,13 +71,13 @@ def main(argv=None):
     finally:
         _core.force_isa(default)
     cols = [f"{isa} MVx/s" for isa in isas]
-    ratios = [f"{default} / {other}" for other in ("avx2", "scalar") if other in isas and other != default]
+    others = [other for other in ("avx2", "scalar") if other in isas and other != default]
+    ratios = [f"{default} / {other}" for other in others]
     lines = ["| case (F order, 1 thread) | " + " | ".join(cols + ratios) + " |",
              "|:---" + "|---:" * (len(cols) + len(ratios)) + "|"]
     for name, *_ in CASES:
         cells = [f"{best[name, isa]:.0f}" for isa in isas]
-        cells += [f"{best[name, default] / best[name, other]:.2f}"
-                  for other in ("avx2", "scalar") if other in isas and other != default]
+        cells += [f"{best[name, default] / best[name, other]:.2f}" for other in others]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
